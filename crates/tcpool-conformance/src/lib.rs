@@ -1,0 +1,1 @@
+//! tcpool-conformance (in progress).

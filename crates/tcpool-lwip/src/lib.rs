@@ -1,0 +1,1 @@
+//! tcpool-lwip (in progress).

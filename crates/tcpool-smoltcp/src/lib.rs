@@ -1,0 +1,1 @@
+//! tcpool-smoltcp (in progress).

@@ -1,0 +1,1 @@
+//! tcpool-std (in progress).

@@ -1,0 +1,2 @@
+//! tcpool (in progress).
+pub use tcpool_core::*;
