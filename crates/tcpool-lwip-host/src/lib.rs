@@ -1,0 +1,1 @@
+//! tcpool-lwip-host (in progress).
