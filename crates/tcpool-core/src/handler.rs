@@ -1,0 +1,355 @@
+//! The application side: the [`Handler`] trait and the [`Conn`] handle it
+//! gets in each callback.
+
+use core::fmt;
+use core::net::SocketAddr;
+
+use crate::buffer::Buffer;
+use crate::error::WriteError;
+use crate::time::Instant;
+
+/// Identifies one connection for the lifetime of a server. Ids are handed
+/// out in accept order and not reused (until the `u32` wraps).
+#[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ConnId(pub u32);
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+/// Why a connection ended. Its `Display` form is a short snake_case word
+/// (`peer_closed`, `idle_timeout`, ...), stable for logs and tools.
+#[derive(Copy, Clone, PartialEq, Eq, Hash, Debug)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// The handler closed it ([`Conn::close`]) while the peer was still sending.
+    Local,
+    /// The peer ended its side of the stream and the connection was closed
+    /// after all its data was delivered and all output flushed.
+    PeerClosed,
+    /// The peer reset the connection (or the stack reported the pipe closed).
+    Reset,
+    /// The stack reported another error on this connection.
+    StackError,
+    /// No byte moved in either direction for [`Config::idle_timeout`](crate::Config::idle_timeout).
+    IdleTimeout,
+    /// Closed to make room for a new client under
+    /// [`WhenFull::EvictIdlest`](crate::WhenFull::EvictIdlest).
+    Evicted,
+    /// The receive buffer filled up and the handler could not consume any of
+    /// it even with its output flushed: a frame larger than the buffer.
+    RxOverflow,
+    /// The handler rejected the peer's input (for example a line over the limit).
+    Protocol,
+    /// The handler aborted it ([`Conn::abort`]); pending output was discarded.
+    Aborted,
+    /// The server was shut down.
+    Shutdown,
+}
+
+impl CloseReason {
+    pub(crate) const COUNT: usize = 10;
+
+    /// Every reason, in declaration order.
+    pub const ALL: [CloseReason; Self::COUNT] = [
+        CloseReason::Local,
+        CloseReason::PeerClosed,
+        CloseReason::Reset,
+        CloseReason::StackError,
+        CloseReason::IdleTimeout,
+        CloseReason::Evicted,
+        CloseReason::RxOverflow,
+        CloseReason::Protocol,
+        CloseReason::Aborted,
+        CloseReason::Shutdown,
+    ];
+
+    pub(crate) const fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The stable snake_case name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::Local => "local",
+            CloseReason::PeerClosed => "peer_closed",
+            CloseReason::Reset => "reset",
+            CloseReason::StackError => "stack_error",
+            CloseReason::IdleTimeout => "idle_timeout",
+            CloseReason::Evicted => "evicted",
+            CloseReason::RxOverflow => "rx_overflow",
+            CloseReason::Protocol => "protocol",
+            CloseReason::Aborted => "aborted",
+            CloseReason::Shutdown => "shutdown",
+        }
+    }
+
+    /// True for reasons that mean something went wrong with the peer or the
+    /// stack, as opposed to an orderly end.
+    pub const fn is_error(self) -> bool {
+        matches!(
+            self,
+            CloseReason::Reset
+                | CloseReason::StackError
+                | CloseReason::RxOverflow
+                | CloseReason::Protocol
+        )
+    }
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the server reports about a connection that ended.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub struct Closed {
+    /// The connection's id.
+    pub id: ConnId,
+    /// The peer's address.
+    pub peer: SocketAddr,
+    /// Why it ended.
+    pub reason: CloseReason,
+    /// Bytes received from the peer.
+    pub bytes_in: u64,
+    /// Bytes sent to the peer.
+    pub bytes_out: u64,
+    /// When it was accepted.
+    pub opened_at: Instant,
+    /// When it ended.
+    pub closed_at: Instant,
+}
+
+impl fmt::Display for Closed {
+    /// `id=ID peer=ADDR rx=BYTES tx=BYTES reason=REASON`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "id={} peer={} rx={} tx={} reason={}",
+            self.id, self.peer, self.bytes_in, self.bytes_out, self.reason
+        )
+    }
+}
+
+/// What a handler asked to happen to a connection.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub(crate) enum Request {
+    /// Keep going.
+    None,
+    /// Flush output, then close, for this reason.
+    Close(CloseReason),
+    /// Close now, dropping pending output.
+    Abort,
+}
+
+/// The handle a [`Handler`] gets for one connection in each callback.
+///
+/// Writes go into the connection's fixed transmit buffer and are sent as the
+/// stack accepts them. A write never blocks and never drops bytes silently:
+/// [`write`](Conn::write) returns how much it queued, and
+/// [`write_all`](Conn::write_all) queues all or nothing.
+pub struct Conn<'a> {
+    pub(crate) id: ConnId,
+    pub(crate) peer: SocketAddr,
+    pub(crate) now: Instant,
+    pub(crate) tx: &'a mut Buffer<[u8]>,
+    pub(crate) request: &'a mut Request,
+    pub(crate) peer_closed: bool,
+    pub(crate) wants_writable: &'a mut bool,
+}
+
+impl Conn<'_> {
+    /// This connection's id.
+    pub fn id(&self) -> ConnId {
+        self.id
+    }
+
+    /// The peer's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// The time passed to the current [`Server::poll`](crate::Server::poll).
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// True once the peer has ended its side of the stream (no more input
+    /// will arrive; output can still be sent).
+    pub fn peer_closed(&self) -> bool {
+        self.peer_closed
+    }
+
+    /// True once the connection is closing or aborted.
+    pub fn is_closing(&self) -> bool {
+        *self.request != Request::None
+    }
+
+    /// Free room in the transmit buffer, in bytes.
+    pub fn tx_room(&self) -> usize {
+        if self.is_closing() { 0 } else { self.tx.room() }
+    }
+
+    /// Bytes queued and not yet accepted by the stack.
+    pub fn tx_pending(&self) -> usize {
+        self.tx.len()
+    }
+
+    /// Queues as much of `data` as fits and returns how much that was (0
+    /// when the buffer is full or the connection is closing). If not all of
+    /// it fit, [`Handler::on_writable`] is called once there is room again.
+    pub fn write(&mut self, data: &[u8]) -> usize {
+        if self.is_closing() {
+            return 0;
+        }
+        let n = self.tx.push(data);
+        if n < data.len() {
+            *self.wants_writable = true;
+        }
+        n
+    }
+
+    /// Queues all of `data`, or nothing if it does not fit.
+    ///
+    /// On [`WriteError::Full`], [`Handler::on_writable`] is called once
+    /// there is room again.
+    pub fn write_all(&mut self, data: &[u8]) -> Result<(), WriteError> {
+        if self.is_closing() {
+            return Err(WriteError::Closing);
+        }
+        if data.len() > self.tx.room() {
+            *self.wants_writable = true;
+            return Err(WriteError::Full);
+        }
+        self.tx.push(data);
+        Ok(())
+    }
+
+    /// Graceful close: pending output is flushed (bounded by
+    /// [`Config::linger`](crate::Config::linger)), then the connection is
+    /// closed. No further callbacks but [`Handler::on_closed`].
+    pub fn close(&mut self) {
+        let reason = if self.peer_closed {
+            CloseReason::PeerClosed
+        } else {
+            CloseReason::Local
+        };
+        self.close_with(reason);
+    }
+
+    /// Graceful close recording `reason` (for example
+    /// [`CloseReason::Protocol`] after bad input).
+    pub fn close_with(&mut self, reason: CloseReason) {
+        if *self.request == Request::None {
+            *self.request = Request::Close(reason);
+        }
+    }
+
+    /// Immediate close: pending output is discarded.
+    pub fn abort(&mut self) {
+        *self.request = Request::Abort;
+    }
+}
+
+impl fmt::Write for Conn<'_> {
+    /// All or nothing: a string that does not fit is not queued and the
+    /// write fails with `fmt::Error`.
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.write_all(s.as_bytes()).map_err(|_| fmt::Error)
+    }
+}
+
+impl embedded_io::ErrorType for Conn<'_> {
+    type Error = WriteError;
+}
+
+impl embedded_io::Write for Conn<'_> {
+    /// Queues what fits. Never blocks: a full buffer is
+    /// [`WriteError::Full`] rather than a wait.
+    fn write(&mut self, buf: &[u8]) -> Result<usize, WriteError> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.is_closing() {
+            return Err(WriteError::Closing);
+        }
+        match Conn::write(self, buf) {
+            0 => Err(WriteError::Full),
+            n => Ok(n),
+        }
+    }
+
+    /// Output is flushed by the server's poll; nothing to do here.
+    fn flush(&mut self) -> Result<(), WriteError> {
+        Ok(())
+    }
+}
+
+/// The application: what to do with each connection.
+///
+/// Per-connection state lives in the server's slot as
+/// [`State`](Handler::State), created by [`on_open`](Handler::on_open) and
+/// handed back in [`on_closed`](Handler::on_closed). Callbacks run inside
+/// [`Server::poll`](crate::Server::poll) and must not block.
+///
+/// An echo server:
+///
+/// ```
+/// use tcpool_core::{Conn, Handler};
+///
+/// struct Echo;
+///
+/// impl Handler for Echo {
+///     type State = ();
+///     fn on_open(&mut self, _conn: &mut Conn<'_>) {}
+///     fn on_data(&mut self, conn: &mut Conn<'_>, _state: &mut (), data: &[u8]) -> usize {
+///         // Echo what fits; the rest stays buffered until output drains.
+///         conn.write(data)
+///     }
+/// }
+/// ```
+pub trait Handler {
+    /// Per-connection state, stored in the connection's slot.
+    type State;
+
+    /// Decides whether a new peer may connect. Refused peers are closed at
+    /// once and counted in [`Stats::refused`](crate::Stats::refused).
+    fn admit(&mut self, peer: SocketAddr) -> bool {
+        let _ = peer;
+        true
+    }
+
+    /// A connection was accepted into a slot. May write a greeting.
+    fn on_open(&mut self, conn: &mut Conn<'_>) -> Self::State;
+
+    /// Input arrived. `data` is everything received and not yet consumed,
+    /// oldest first. Returns how many bytes from the front were consumed; the
+    /// rest is offered again with the next input or once output has drained.
+    fn on_data(&mut self, conn: &mut Conn<'_>, state: &mut Self::State, data: &[u8]) -> usize;
+
+    /// The peer ended its side of the stream, and every byte it sent before
+    /// that has been offered to [`on_data`](Handler::on_data). The default
+    /// closes the connection gracefully (pending output is still sent).
+    fn on_peer_closed(&mut self, conn: &mut Conn<'_>, state: &mut Self::State) {
+        let _ = state;
+        conn.close();
+    }
+
+    /// A write came up short earlier and there is room in the transmit
+    /// buffer again.
+    fn on_writable(&mut self, conn: &mut Conn<'_>, state: &mut Self::State) {
+        let _ = (conn, state);
+    }
+
+    /// The connection ended; `state` is handed back for the last time. Called
+    /// exactly once for every connection that [`on_open`](Handler::on_open) saw.
+    fn on_closed(&mut self, closed: &Closed, state: Self::State) {
+        let _ = (closed, state);
+    }
+}
