@@ -1,0 +1,355 @@
+//! [`StdStack`]: `embedded-nal` TCP over the host's sockets.
+
+use crate::error::to_nb;
+use crate::linger::{Drained, LingerSet, drain};
+use crate::socket::{State, TcpSocket, canonical, sock_addr};
+use crate::{Config, Error};
+use core::time::Duration;
+use embedded_nal::{TcpClientStack, TcpFullStack};
+use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+
+/// How many times `accept` retries at once after a pending connection was
+/// aborted by its client before it reached us (`ECONNABORTED`) or a signal
+/// interrupted the call; these say nothing about the listener.
+const ACCEPT_RETRIES: usize = 8;
+
+/// The host's TCP/IP stack as an `embedded-nal` [`TcpFullStack`], for
+/// `tcpool`'s server and for clients.
+///
+/// Semantics the server relies on:
+///
+/// * Every call returns at once. `receive` returns
+///   [`nb::Error::WouldBlock`] when nothing is buffered, `Ok(0)` only at the
+///   end of the stream (the peer's FIN; or for an empty `buffer`), `Ok(n)`
+///   for data. `send` returns `WouldBlock` when the kernel's buffer is full.
+///   `connect` starts a non-blocking connect and returns `WouldBlock` until it
+///   completes (call it again, e.g. when [`wait`](Self::wait) reports the
+///   socket writable).
+/// * `bind(socket, port)` binds [`Config::bind_ip`] with `SO_REUSEADDR` per
+///   [`Config::reuse_address`]; `listen` uses [`Config::backlog`].
+/// * `accept` returns `WouldBlock` when no client is waiting, otherwise a
+///   non-blocking socket with `TCP_NODELAY` and keepalive set per the config,
+///   and the **peer's** address. Errors such as `EMFILE`/`ENFILE` are
+///   returned (the pending client stays in the backlog; retry later).
+/// * `close` is a lingering close: see below. [`abort`](Self::abort) resets.
+/// * Errors are [`Error`]; see there for the `PipeClosed`/`Other` split.
+///
+/// # Lingering close
+///
+/// `close` on a connection shuts down the write side (the kernel sends the
+/// queued data, then a FIN), and keeps the socket in an internal list where
+/// incoming bytes are read and discarded until the peer's FIN or
+/// [`Config::linger`] passes; then the socket is closed. Without this, bytes
+/// the server never read make the kernel answer with a reset, which can
+/// destroy the response the client has not read yet. `close` never blocks:
+/// the list is advanced by [`wait`](Self::wait) (which also wakes for it) and
+/// opportunistically by `socket`, `connect`, `accept` and `close`. A server
+/// that never calls `wait` can call
+/// [`advance_lingering`](Self::advance_lingering) itself. Dropping the stack
+/// closes the lingering sockets.
+pub struct StdStack {
+    config: Config,
+    lingering: LingerSet,
+}
+
+impl StdStack {
+    /// A stack with the given configuration.
+    pub fn new(config: Config) -> Self {
+        StdStack {
+            config,
+            lingering: LingerSet::default(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The local address of `socket`; after binding port 0, this tells the
+    /// port the system chose.
+    pub fn local_addr(&self, socket: &TcpSocket) -> Result<SocketAddr, Error> {
+        socket.local_addr()
+    }
+
+    /// The peer address of a connected `socket`.
+    pub fn peer_addr(&self, socket: &TcpSocket) -> Result<SocketAddr, Error> {
+        socket.peer_addr()
+    }
+
+    /// Closes `socket` at once, discarding unsent data; a connection is reset
+    /// (`SO_LINGER` 0, so the peer gets a RST, not a FIN). For evicting a
+    /// client or dropping a misbehaving one.
+    pub fn abort(&mut self, socket: TcpSocket) -> Result<(), Error> {
+        self.lingering.tick();
+        match &socket.state {
+            State::Connected(c) => SockRef::from(c).set_linger(Some(Duration::ZERO))?,
+            State::Connecting(s, _) => s.set_linger(Some(Duration::ZERO))?,
+            State::Unbound | State::Bound(_) | State::Listening(_) => {}
+        }
+        drop(socket);
+        Ok(())
+    }
+
+    /// How many closed connections are still lingering (draining the peer's
+    /// input before the socket is closed).
+    pub fn lingering(&self) -> usize {
+        self.lingering.len()
+    }
+
+    /// Advances lingering closes now, without waiting: reads what has
+    /// arrived on every lingering socket, closes those whose peer finished
+    /// or whose linger timeout passed. [`wait`](Self::wait) does this on its
+    /// own; call this only if you never call `wait`.
+    pub fn advance_lingering(&mut self) {
+        self.lingering.sweep(std::time::Instant::now());
+    }
+
+    pub(crate) fn lingering_set(&mut self) -> &mut LingerSet {
+        &mut self.lingering
+    }
+
+    /// Sets the options the config asks for on a connection.
+    fn configure_connection(&self, sock: SockRef<'_>) -> io::Result<()> {
+        sock.set_nonblocking(true)?;
+        sock.set_tcp_nodelay(self.config.nodelay)?;
+        match self.config.keepalive {
+            Some(idle) => {
+                sock.set_keepalive(true)?;
+                sock.set_tcp_keepalive(&keepalive_params(idle))?;
+            }
+            None => sock.set_keepalive(false)?,
+        }
+        Ok(())
+    }
+
+    /// Checks on a connect in progress: `Ok(Some)` once established,
+    /// `Ok(None)` while in progress.
+    fn finish_connect(sock: &Socket) -> io::Result<bool> {
+        if let Some(e) = sock.take_error()? {
+            return Err(e);
+        }
+        match sock.peer_addr() {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::NotConnected => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Makes progress on a `Connecting` socket; after `Ok(())` the socket is
+    /// `Connected`.
+    fn advance_connect(socket: &mut TcpSocket) -> nb::Result<(), Error> {
+        let State::Connecting(sock, _) = &socket.state else {
+            return Ok(());
+        };
+        match Self::finish_connect(sock) {
+            Ok(true) => {}
+            Ok(false) => return Err(nb::Error::WouldBlock),
+            Err(e) => {
+                // The attempt is over; the socket can be connected afresh.
+                socket.state = State::Unbound;
+                return Err(nb::Error::Other(e.into()));
+            }
+        }
+        let State::Connecting(sock, remote) = core::mem::replace(&mut socket.state, State::Unbound)
+        else {
+            unreachable!("matched above")
+        };
+        log::trace!("connected to {remote}");
+        socket.state = State::Connected(sock.into());
+        Ok(())
+    }
+}
+
+/// The keepalive parameters for an idle time (see [`Config::keepalive`]).
+fn keepalive_params(idle: Duration) -> TcpKeepalive {
+    let params = TcpKeepalive::new().with_time(idle);
+    // The platforms on which socket2 can set the probe interval.
+    #[cfg(any(
+        target_os = "android",
+        target_os = "dragonfly",
+        target_os = "freebsd",
+        target_os = "fuchsia",
+        target_os = "illumos",
+        target_os = "ios",
+        target_os = "linux",
+        target_os = "macos",
+        target_os = "netbsd",
+    ))]
+    let params = params.with_interval(idle);
+    params
+}
+
+impl Default for StdStack {
+    fn default() -> Self {
+        StdStack::new(Config::default())
+    }
+}
+
+impl core::fmt::Debug for StdStack {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("StdStack")
+            .field("config", &self.config)
+            .field("lingering", &self.lingering.len())
+            .finish()
+    }
+}
+
+impl TcpClientStack for StdStack {
+    type TcpSocket = TcpSocket;
+    type Error = Error;
+
+    fn socket(&mut self) -> Result<TcpSocket, Error> {
+        self.lingering.tick();
+        Ok(TcpSocket::new())
+    }
+
+    fn connect(&mut self, socket: &mut TcpSocket, remote: SocketAddr) -> nb::Result<(), Error> {
+        self.lingering.tick();
+        match &socket.state {
+            State::Unbound => {}
+            State::Connecting(_, to) if *to == remote => return Self::advance_connect(socket),
+            State::Connected(c) if c.peer_addr().map(canonical).ok() == Some(canonical(remote)) => {
+                return Ok(());
+            }
+            _ => return Err(nb::Error::Other(socket.invalid("connect"))),
+        }
+        let sock = Socket::new(
+            Domain::for_address(remote),
+            Type::STREAM,
+            Some(Protocol::TCP),
+        )
+        .map_err(Error::from)?;
+        self.configure_connection(SockRef::from(&sock))
+            .map_err(Error::from)?;
+        match sock.connect(&remote.into()) {
+            Ok(()) => {
+                socket.state = State::Connected(sock.into());
+                Ok(())
+            }
+            Err(e) if in_progress(&e) => {
+                socket.state = State::Connecting(sock, remote);
+                Err(nb::Error::WouldBlock)
+            }
+            Err(e) => Err(nb::Error::Other(e.into())),
+        }
+    }
+
+    fn send(&mut self, socket: &mut TcpSocket, buffer: &[u8]) -> nb::Result<usize, Error> {
+        Self::advance_connect(socket)?;
+        match &socket.state {
+            State::Connected(c) => (&mut &*c).write(buffer).map_err(to_nb),
+            _ => Err(nb::Error::Other(socket.invalid("send on"))),
+        }
+    }
+
+    fn receive(&mut self, socket: &mut TcpSocket, buffer: &mut [u8]) -> nb::Result<usize, Error> {
+        Self::advance_connect(socket)?;
+        match &socket.state {
+            State::Connected(c) => (&mut &*c).read(buffer).map_err(to_nb),
+            _ => Err(nb::Error::Other(socket.invalid("receive on"))),
+        }
+    }
+
+    fn close(&mut self, socket: TcpSocket) -> Result<(), Error> {
+        self.lingering.tick();
+        let State::Connected(stream) = socket.state else {
+            // Listeners, connects in progress, unbound sockets: nothing to
+            // deliver, close at once.
+            return Ok(());
+        };
+        if self.config.linger.is_zero() {
+            return Ok(());
+        }
+        if stream.shutdown(Shutdown::Write).is_err() {
+            // Not connected any more (reset by the peer): nothing to protect.
+            return Ok(());
+        }
+        if drain(&stream) == Drained::Finished {
+            // The peer had finished too: a normal close, the kernel still
+            // sends what is queued.
+            return Ok(());
+        }
+        let until = std::time::Instant::now() + self.config.linger;
+        log::trace!("lingering close of {stream:?} for {:?}", self.config.linger);
+        self.lingering.push(stream, until);
+        Ok(())
+    }
+}
+
+/// True for the error of a non-blocking connect that has started.
+fn in_progress(e: &io::Error) -> bool {
+    e.kind() == ErrorKind::WouldBlock
+        || rustix::io::Errno::from_io_error(e) == Some(rustix::io::Errno::INPROGRESS)
+}
+
+impl TcpFullStack for StdStack {
+    fn bind(&mut self, socket: &mut TcpSocket, local_port: u16) -> Result<(), Error> {
+        if !matches!(socket.state, State::Unbound) {
+            return Err(socket.invalid("bind"));
+        }
+        let addr = SocketAddr::new(self.config.bind_ip, local_port);
+        let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        sock.set_reuse_address(self.config.reuse_address)?;
+        if addr.is_ipv6() {
+            sock.set_only_v6(self.config.ipv6_only)?;
+        }
+        sock.set_nonblocking(true)?;
+        sock.bind(&addr.into())?;
+        log::debug!("bound {}", sock_addr(sock.local_addr()?)?);
+        socket.state = State::Bound(sock);
+        Ok(())
+    }
+
+    fn listen(&mut self, socket: &mut TcpSocket) -> Result<(), Error> {
+        let State::Bound(sock) = &socket.state else {
+            return Err(socket.invalid("listen on"));
+        };
+        let backlog = i32::try_from(self.config.backlog).unwrap_or(i32::MAX);
+        sock.listen(backlog)?;
+        let State::Bound(sock) = core::mem::replace(&mut socket.state, State::Unbound) else {
+            unreachable!("matched above")
+        };
+        socket.state = State::Listening(sock.into());
+        Ok(())
+    }
+
+    fn accept(&mut self, socket: &mut TcpSocket) -> nb::Result<(TcpSocket, SocketAddr), Error> {
+        self.lingering.tick();
+        let State::Listening(listener) = &socket.state else {
+            return Err(nb::Error::Other(socket.invalid("accept on")));
+        };
+        let (stream, peer) = accept_one(listener)?;
+        // std's accept leaves the new socket blocking (Linux does not inherit
+        // O_NONBLOCK from the listener): make it non-blocking before anyone
+        // can receive on it.
+        self.configure_connection(SockRef::from(&stream))
+            .map_err(Error::from)?;
+        let peer = canonical(peer);
+        log::trace!("accepted {peer}");
+        Ok((TcpSocket::connected(stream), peer))
+    }
+}
+
+/// Accepts one pending connection, retrying at once after errors that
+/// concern only that connection.
+fn accept_one(listener: &TcpListener) -> nb::Result<(TcpStream, SocketAddr), Error> {
+    for _ in 0..ACCEPT_RETRIES {
+        match listener.accept() {
+            Ok(accepted) => return Ok(accepted),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::ConnectionAborted | ErrorKind::Interrupted
+                ) =>
+            {
+                log::trace!("accept: {e}, retrying");
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Err(nb::Error::WouldBlock),
+            Err(e) => return Err(nb::Error::Other(e.into())),
+        }
+    }
+    Err(nb::Error::WouldBlock)
+}
