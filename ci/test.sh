@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The whole test suite, in named stages. This is the README's test command
+# and what CI runs (.ci/run calls it). It installs what it needs itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+NO_STD_TARGET=thumbv7em-none-eabihf
+current=""
+stage() {
+    current="$1"
+    printf '\n==== stage: %s ====\n' "$1"
+}
+trap 'status=$?; if [ $status -ne 0 ]; then printf "\n==== FAILED in stage: %s (exit %s) ====\n" "$current" "$status"; fi' EXIT
+
+stage setup
+for component in rustfmt clippy; do
+    if ! rustup component list --installed 2>/dev/null | grep -q "^$component"; then
+        rustup component add "$component"
+    fi
+done
+if ! rustup target list --installed | grep -qx "$NO_STD_TARGET"; then
+    rustup target add "$NO_STD_TARGET" || {
+        echo "ERROR: cannot install the $NO_STD_TARGET target needed for the no_std proof" >&2
+        exit 1
+    }
+fi
+
+stage fmt
+cargo fmt --all -- --check
+
+stage clippy
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy -p tcpool-core --features log --locked -- -D warnings
+cargo clippy -p tcpool-core --features defmt --locked -- -D warnings
+
+stage test
+cargo test --locked
+
+stage doc
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked
+
+stage no-std
+cargo build -p no-std-check --release --target "$NO_STD_TARGET" --locked
+cargo build -p tcpool-core --features defmt --target "$NO_STD_TARGET" --locked
+
+printf '\n==== all stages passed ====\n'

@@ -1,0 +1,344 @@
+//! Black-box tests of the example servers on the std backend: real
+//! processes, real sockets on 127.0.0.1, the command-line contract
+//! (`listening on ADDR`, `closed id=.. peer=.. rx=.. tx=.. reason=..`).
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::time::Duration;
+
+use support::{ExampleServer, connect, field, read_to_eof, round_trip, silent_for};
+
+const ANY_PORT: &str = "127.0.0.1:0";
+
+#[test]
+fn six_clients_on_four_slots_first_four_echo_the_rest_wait_and_none_is_dropped() {
+    let server = ExampleServer::start("echo", &["--listen", ANY_PORT, "--max-connections", "4"]);
+    let mut first: Vec<TcpStream> = (0..4).map(|_| connect(server.addr)).collect();
+    for (i, c) in first.iter_mut().enumerate() {
+        assert_eq!(
+            round_trip(c, format!("hello {i}\n").as_bytes()),
+            format!("hello {i}\n").as_bytes()
+        );
+    }
+    let mut late: Vec<TcpStream> = (0..2).map(|_| connect(server.addr)).collect();
+    for c in &mut late {
+        c.write_all(b"waiting\n").unwrap();
+    }
+    for round in 0..5 {
+        for (i, c) in first.iter_mut().enumerate() {
+            let msg = format!("round {round} client {i}\n");
+            assert_eq!(
+                round_trip(c, msg.as_bytes()),
+                msg.as_bytes(),
+                "an established client lost service"
+            );
+        }
+    }
+    for c in &mut late {
+        assert!(
+            silent_for(c, Duration::from_millis(300)),
+            "a deferred client got data"
+        );
+    }
+    assert!(
+        server.closed_lines().is_empty(),
+        "nobody may be closed: {:?}",
+        server.closed_lines()
+    );
+    // One of the four leaves: the fifth is served, its early bytes echoed.
+    first.remove(0).shutdown(Shutdown::Both).unwrap();
+    let mut buf = [0u8; 8];
+    late[0].read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"waiting\n");
+    assert!(silent_for(&mut late[1], Duration::from_millis(200)));
+    for c in &mut first {
+        assert_eq!(round_trip(c, b"still here\n"), b"still here\n");
+    }
+    let closed = server.wait_closed(1, Duration::from_secs(5));
+    assert_eq!(
+        closed.len(),
+        1,
+        "exactly the client that left is closed: {closed:?}"
+    );
+}
+
+#[test]
+fn reject_gives_extra_clients_a_clean_close_and_leaves_the_four_untouched() {
+    let server = ExampleServer::start(
+        "echo",
+        &[
+            "--listen",
+            ANY_PORT,
+            "--max-connections",
+            "4",
+            "--when-full",
+            "reject",
+        ],
+    );
+    let mut four: Vec<TcpStream> = (0..4).map(|_| connect(server.addr)).collect();
+    for c in &mut four {
+        assert_eq!(round_trip(c, b"in\n"), b"in\n");
+    }
+    for _ in 0..2 {
+        let mut extra = connect(server.addr);
+        let (got, clean) = read_to_eof(&mut extra);
+        assert!(
+            clean,
+            "a refused client must see a clean close, not a reset"
+        );
+        assert_eq!(got, b"busy\n");
+    }
+    for c in &mut four {
+        assert_eq!(round_trip(c, b"untouched\n"), b"untouched\n");
+    }
+    assert!(server.closed_lines().is_empty());
+    let lines = server.stop();
+    let stats = lines
+        .iter()
+        .find(|l| l.starts_with("stats "))
+        .expect("stats line");
+    assert_eq!(field(stats, "refused"), Some("2"));
+}
+
+fn send_then_close_cycles(read_reply: bool) {
+    const CYCLES: usize = 2000;
+    let server = ExampleServer::start("echo", &["--listen", ANY_PORT, "--max-connections", "16"]);
+    for i in 0..CYCLES {
+        let mut c = TcpStream::connect(server.addr).expect("connect");
+        let msg = (i as u64).to_be_bytes();
+        c.write_all(&msg).unwrap();
+        if read_reply {
+            c.shutdown(Shutdown::Write).unwrap();
+            let (got, clean) = read_to_eof(&mut c);
+            assert!(clean, "cycle {i}: reset instead of a clean close");
+            assert_eq!(got, msg, "cycle {i}: wrong echo");
+        }
+        // Without reading: drop at once; FIN (or RST) races the data.
+    }
+    let closed = server.wait_closed(CYCLES, Duration::from_secs(60));
+    let rx: u64 = closed
+        .iter()
+        .map(|l| field(l, "rx").unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(closed.len(), CYCLES);
+    assert_eq!(
+        rx,
+        8 * CYCLES as u64,
+        "the server must see every byte of every connection"
+    );
+    assert!(
+        closed.iter().all(|l| field(l, "rx") == Some("8")),
+        "a connection lost bytes"
+    );
+}
+
+#[test]
+fn two_thousand_send_then_half_close_cycles_lose_no_bytes() {
+    send_then_close_cycles(true);
+}
+
+#[test]
+fn two_thousand_send_then_close_without_reading_lose_no_bytes() {
+    send_then_close_cycles(false);
+}
+
+#[test]
+fn five_clients_stream_10mb_patterns_echoed_byte_by_byte() {
+    const TOTAL: usize = 10 * 1024 * 1024;
+    let server = ExampleServer::start("echo", &["--listen", ANY_PORT, "--max-connections", "5"]);
+    let addr = server.addr;
+    let clients: Vec<_> = (0..5u8)
+        .map(|k| {
+            std::thread::spawn(move || {
+                let pattern = move |i: usize| {
+                    (i as u8).wrapping_mul(31).wrapping_add(k.wrapping_mul(7)) ^ (i >> 13) as u8
+                };
+                let s = connect(addr);
+                let mut w = s.try_clone().unwrap();
+                let writer = std::thread::spawn(move || {
+                    let mut chunk = vec![0u8; 64 * 1024];
+                    let mut sent = 0;
+                    while sent < TOTAL {
+                        let n = chunk.len().min(TOTAL - sent);
+                        for (j, b) in chunk[..n].iter_mut().enumerate() {
+                            *b = pattern(sent + j);
+                        }
+                        w.write_all(&chunk[..n]).unwrap();
+                        sent += n;
+                    }
+                    w.shutdown(Shutdown::Write).unwrap();
+                });
+                let mut r = s;
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut got = 0;
+                loop {
+                    let n = r.read(&mut buf).expect("read echo");
+                    if n == 0 {
+                        break;
+                    }
+                    for (j, b) in buf[..n].iter().enumerate() {
+                        assert_eq!(*b, pattern(got + j), "client {k}: byte {} differs", got + j);
+                    }
+                    got += n;
+                }
+                writer.join().unwrap();
+                got
+            })
+        })
+        .collect();
+    for (k, c) in clients.into_iter().enumerate() {
+        assert_eq!(c.join().unwrap(), TOTAL, "client {k} got a short stream");
+    }
+    let closed = server.wait_closed(5, Duration::from_secs(10));
+    assert!(
+        closed
+            .iter()
+            .all(|l| field(l, "reason") == Some("peer_closed")),
+        "{closed:?}"
+    );
+}
+
+#[test]
+fn silent_clients_are_closed_after_the_idle_timeout_and_their_slots_reused() {
+    let server = ExampleServer::start(
+        "echo",
+        &[
+            "--listen",
+            ANY_PORT,
+            "--max-connections",
+            "2",
+            "--idle-timeout-ms",
+            "300",
+        ],
+    );
+    let mut silent: Vec<TcpStream> = (0..2).map(|_| connect(server.addr)).collect();
+    let mut waiting = connect(server.addr);
+    waiting.write_all(b"queued\n").unwrap();
+    for s in &mut silent {
+        let (_, clean) = read_to_eof(s);
+        assert!(clean, "an idle close must be clean");
+    }
+    let mut buf = [0u8; 7];
+    waiting.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"queued\n", "the waiting client gets a freed slot");
+    let closed = server.wait_closed(2, Duration::from_secs(5));
+    assert!(
+        closed
+            .iter()
+            .take(2)
+            .all(|l| field(l, "reason") == Some("idle_timeout")),
+        "{closed:?}"
+    );
+}
+
+#[test]
+fn a_client_that_resets_mid_transfer_affects_no_other_client() {
+    let server = ExampleServer::start("echo", &["--listen", ANY_PORT, "--max-connections", "4"]);
+    let mut steady = connect(server.addr);
+    let resetting = connect(server.addr);
+    assert_eq!(round_trip(&mut steady, b"before\n"), b"before\n");
+    let mut r = resetting.try_clone().unwrap();
+    r.write_all(&vec![0x5a; 256 * 1024]).ok();
+    // SO_LINGER 0 turns the close into a reset.
+    socket2::SockRef::from(&resetting)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(resetting);
+    drop(r);
+    for i in 0..20 {
+        let msg = format!("after {i}\n");
+        assert_eq!(round_trip(&mut steady, msg.as_bytes()), msg.as_bytes());
+    }
+    let closed = server.wait_closed(1, Duration::from_secs(5));
+    assert_eq!(closed.len(), 1);
+    assert!(
+        ["reset", "peer_closed"].contains(&field(&closed[0], "reason").unwrap()),
+        "{closed:?}"
+    );
+}
+
+#[test]
+fn a_restarted_server_rebinds_the_same_port_at_once() {
+    let first = ExampleServer::start("echo", &["--listen", ANY_PORT]);
+    let addr = first.addr;
+    let mut c = connect(addr);
+    assert_eq!(round_trip(&mut c, b"one\n"), b"one\n");
+    // Stopping closes the live connection from the server side: its end
+    // goes to TIME_WAIT, which must not block the next bind.
+    let lines = first.stop();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("closed ") && field(l, "reason") == Some("shutdown")),
+        "{lines:?}"
+    );
+    let (_, clean) = read_to_eof(&mut c);
+    assert!(clean);
+    let second = ExampleServer::start("echo", &["--listen", &addr.to_string()]);
+    assert_eq!(second.addr, addr);
+    let mut c = connect(addr);
+    assert_eq!(round_trip(&mut c, b"two\n"), b"two\n");
+}
+
+#[test]
+fn an_over_long_line_gets_err_line_too_long_and_a_close_others_unaffected() {
+    let server = ExampleServer::start("command", &["--listen", ANY_PORT]);
+    let mut good = connect(server.addr);
+    let mut bad = connect(server.addr);
+    assert_eq!(round_trip(&mut good, b"PING\n"), b"PONG\n");
+    let mut line = vec![b'A'; 129];
+    line.push(b'\n');
+    bad.write_all(&line).unwrap();
+    // More input after the long line must not turn the close into a reset.
+    bad.write_all(&[b'B'; 4096]).unwrap();
+    let (got, clean) = read_to_eof(&mut bad);
+    assert_eq!(String::from_utf8_lossy(&got), "ERR line too long\n");
+    assert!(clean, "the error reply must not be destroyed by a reset");
+    assert_eq!(round_trip(&mut good, b"PING\n"), b"PONG\n");
+    good.write_all(b"NOPE\n").unwrap();
+    let mut buf = [0u8; 20];
+    good.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"ERR unknown command\n");
+    let closed = server.wait_closed(1, Duration::from_secs(5));
+    assert_eq!(field(&closed[0], "reason"), Some("protocol"));
+}
+
+#[test]
+fn command_server_answers_every_command_and_quit_closes() {
+    let server = ExampleServer::start("command", &["--listen", ANY_PORT]);
+    let mut c = connect(server.addr);
+    // All commands in one write, split arbitrarily by TCP: framing must cope.
+    c.write_all(b"PING\r\nGET_TEMP\nGET_HUMIDITY\nSTATS\nQUIT\nPING\n")
+        .unwrap();
+    let (got, clean) = read_to_eof(&mut c);
+    assert!(clean);
+    let text = String::from_utf8(got).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 5, "{text:?}");
+    assert_eq!(lines[0], "PONG");
+    assert!(lines[1].starts_with("TEMP "));
+    assert!(lines[2].starts_with("HUMIDITY "));
+    assert!(lines[3].starts_with("STATS active=1 "), "{}", lines[3]);
+    assert_eq!(lines[4], "BYE");
+}
+
+#[test]
+fn bad_flags_are_refused_with_usage() {
+    let out = std::process::Command::new(
+        std::env::current_exe()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .join("examples")
+            .join("echo"),
+    )
+    .args(["--when-full", "sometimes"])
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--when-full"));
+}
