@@ -1,0 +1,284 @@
+//! The only module with `unsafe`: lwIP's BSD socket functions and safe
+//! wrappers around them.
+//!
+//! The symbols are resolved at link time: on ESP-IDF from the `lwip`
+//! component that `esp-idf-sys` links, on the host from the lwIP build in
+//! `tcpool-lwip-host`. They are the `lwip_`-prefixed names, which exist
+//! whatever `LWIP_COMPAT_SOCKETS` is set to.
+//!
+//! Soundness of the wrappers rests on three things:
+//! - lwIP validates descriptors itself (`get_socket` returns `EBADF` for
+//!   anything that is not an open socket), so any `c_int` is a safe argument;
+//! - every pointer passed is derived from a live Rust reference with the
+//!   length that goes with it, and lwIP only uses it for the duration of the
+//!   call;
+//! - lwIP is running (tcpip thread started) before the first call. That is
+//!   the platform's job: on ESP-IDF `esp_netif_init()` (done by esp-idf-svc's
+//!   netif/Wi-Fi drivers), on the host `tcpool_lwip_host::init()`. See the
+//!   crate docs.
+#![allow(unsafe_code)]
+
+use core::ffi::{c_int, c_void};
+use core::time::Duration;
+
+use crate::error::Errno;
+use crate::sys::{self, FdSet, Linger, SockAddrBuf, SockLen, Timeval};
+
+unsafe extern "C" {
+    fn lwip_socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int;
+    fn lwip_bind(s: c_int, name: *const c_void, namelen: SockLen) -> c_int;
+    fn lwip_listen(s: c_int, backlog: c_int) -> c_int;
+    fn lwip_accept(s: c_int, addr: *mut c_void, addrlen: *mut SockLen) -> c_int;
+    fn lwip_connect(s: c_int, name: *const c_void, namelen: SockLen) -> c_int;
+    fn lwip_recv(s: c_int, mem: *mut c_void, len: usize, flags: c_int) -> isize;
+    fn lwip_send(s: c_int, data: *const c_void, size: usize, flags: c_int) -> isize;
+    fn lwip_shutdown(s: c_int, how: c_int) -> c_int;
+    fn lwip_close(s: c_int) -> c_int;
+    fn lwip_fcntl(s: c_int, cmd: c_int, val: c_int) -> c_int;
+    fn lwip_setsockopt(
+        s: c_int,
+        level: c_int,
+        optname: c_int,
+        optval: *const c_void,
+        optlen: SockLen,
+    ) -> c_int;
+    fn lwip_getsockopt(
+        s: c_int,
+        level: c_int,
+        optname: c_int,
+        optval: *mut c_void,
+        optlen: *mut SockLen,
+    ) -> c_int;
+    fn lwip_getsockname(s: c_int, name: *mut c_void, namelen: *mut SockLen) -> c_int;
+    fn lwip_select(
+        maxfdp1: c_int,
+        readset: *mut FdSet,
+        writeset: *mut FdSet,
+        exceptset: *mut FdSet,
+        timeout: *mut Timeval,
+    ) -> c_int;
+    /// lwIP's millisecond clock (provided by every `sys_arch`).
+    fn sys_now() -> u32;
+}
+
+// errno: lwIP sets the C library's thread-local errno (`set_errno`), so it is
+// read through the C library's accessor for the calling thread.
+#[cfg(target_os = "espidf")]
+unsafe extern "C" {
+    /// newlib's per-task errno.
+    fn __errno() -> *mut c_int;
+}
+
+fn errno() -> Errno {
+    #[cfg(target_os = "espidf")]
+    // SAFETY: newlib's `__errno` returns a valid pointer to the calling
+    // task's errno.
+    let value = unsafe { *__errno() };
+    #[cfg(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "hurd",
+        target_os = "dragonfly",
+        target_os = "redox"
+    ))]
+    // SAFETY: `__errno_location` returns a valid pointer to the calling
+    // thread's errno.
+    let value = unsafe { *libc::__errno_location() };
+    #[cfg(any(target_vendor = "apple", target_os = "freebsd"))]
+    // SAFETY: `__error` returns a valid pointer to the calling thread's errno.
+    let value = unsafe { *libc::__error() };
+    Errno(value)
+}
+
+/// Maps a C return value: `-1` means "see errno".
+fn check(ret: c_int) -> Result<c_int, Errno> {
+    if ret < 0 { Err(errno()) } else { Ok(ret) }
+}
+
+fn check_len(ret: isize) -> Result<usize, Errno> {
+    usize::try_from(ret).map_err(|_| errno())
+}
+
+/// `size_of::<T>()` as a `socklen_t`.
+fn len_of<T>() -> SockLen {
+    core::mem::size_of::<T>() as SockLen
+}
+
+/// An open lwIP socket descriptor, closed (`lwip_close`) when dropped.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Fd(c_int);
+
+impl Fd {
+    /// The descriptor number.
+    pub(crate) fn raw(&self) -> c_int {
+        self.0
+    }
+
+    /// Closes the socket, reporting lwIP's result.
+    pub(crate) fn close(self) -> Result<(), Errno> {
+        let fd = self.0;
+        core::mem::forget(self);
+        // SAFETY: any descriptor value is accepted (see module docs); `self`
+        // is forgotten so the descriptor is closed exactly once.
+        check(unsafe { lwip_close(fd) }).map(drop)
+    }
+}
+
+impl Drop for Fd {
+    fn drop(&mut self) {
+        // SAFETY: any descriptor value is accepted; `Fd` owns the descriptor,
+        // so this is its only close.
+        let _ = unsafe { lwip_close(self.0) };
+    }
+}
+
+/// `lwip_socket(domain, SOCK_STREAM, IPPROTO_TCP)`.
+pub(crate) fn socket(domain: c_int) -> Result<Fd, Errno> {
+    // SAFETY: plain integers in, a descriptor or -1 out.
+    check(unsafe { lwip_socket(domain, sys::SOCK_STREAM, sys::IPPROTO_TCP) }).map(Fd)
+}
+
+/// `lwip_bind`.
+pub(crate) fn bind(fd: &Fd, addr: &SockAddrBuf, len: SockLen) -> Result<(), Errno> {
+    // SAFETY: `addr` is a live, 4-byte aligned buffer of at least `len`
+    // bytes (`len` comes from `sys::to_sockaddr`, which filled it).
+    check(unsafe { lwip_bind(fd.0, addr.0.as_ptr().cast(), len) }).map(drop)
+}
+
+/// `lwip_listen`.
+pub(crate) fn listen(fd: &Fd, backlog: u8) -> Result<(), Errno> {
+    // SAFETY: plain integers.
+    check(unsafe { lwip_listen(fd.0, c_int::from(backlog)) }).map(drop)
+}
+
+/// `lwip_accept`: the new socket and the peer's address.
+pub(crate) fn accept(fd: &Fd) -> Result<(Fd, SockAddrBuf), Errno> {
+    let mut addr = SockAddrBuf([0; sys::SOCKADDR_IN6_LEN]);
+    let mut len = len_of::<SockAddrBuf>();
+    // SAFETY: `addr` is writable for `len` bytes, `len` is a live u32; lwIP
+    // writes at most `len` bytes and updates `len`.
+    let new = check(unsafe { lwip_accept(fd.0, addr.0.as_mut_ptr().cast(), &mut len) })?;
+    Ok((Fd(new), addr))
+}
+
+/// `lwip_connect`.
+pub(crate) fn connect(fd: &Fd, addr: &SockAddrBuf, len: SockLen) -> Result<(), Errno> {
+    // SAFETY: as for `bind`.
+    check(unsafe { lwip_connect(fd.0, addr.0.as_ptr().cast(), len) }).map(drop)
+}
+
+/// `lwip_recv(fd, buf, len, 0)`: `Ok(0)` is end of stream.
+pub(crate) fn recv(fd: &Fd, buf: &mut [u8]) -> Result<usize, Errno> {
+    // SAFETY: `buf` is writable for `buf.len()` bytes.
+    check_len(unsafe { lwip_recv(fd.0, buf.as_mut_ptr().cast(), buf.len(), 0) })
+}
+
+/// `lwip_send(fd, buf, len, 0)`.
+pub(crate) fn send(fd: &Fd, buf: &[u8]) -> Result<usize, Errno> {
+    // SAFETY: `buf` is readable for `buf.len()` bytes.
+    check_len(unsafe { lwip_send(fd.0, buf.as_ptr().cast(), buf.len(), 0) })
+}
+
+/// `lwip_shutdown(fd, SHUT_WR)`: sends FIN after any queued data.
+pub(crate) fn shutdown_write(fd: &Fd) -> Result<(), Errno> {
+    // SAFETY: plain integers.
+    check(unsafe { lwip_shutdown(fd.0, sys::SHUT_WR) }).map(drop)
+}
+
+/// Sets `O_NONBLOCK` (the only flag lwIP's `F_SETFL` accepts).
+pub(crate) fn set_nonblocking(fd: &Fd) -> Result<(), Errno> {
+    // SAFETY: plain integers.
+    check(unsafe { lwip_fcntl(fd.0, sys::F_SETFL, sys::O_NONBLOCK) }).map(drop)
+}
+
+/// Whether `O_NONBLOCK` is set (`F_GETFL`).
+pub(crate) fn is_nonblocking(fd: &Fd) -> Result<bool, Errno> {
+    // SAFETY: plain integers.
+    let flags = check(unsafe { lwip_fcntl(fd.0, sys::F_GETFL, 0) })?;
+    Ok(flags & sys::O_NONBLOCK != 0)
+}
+
+/// `setsockopt` with an `int` value.
+pub(crate) fn set_int_option(
+    fd: &Fd,
+    level: c_int,
+    name: c_int,
+    value: c_int,
+) -> Result<(), Errno> {
+    // SAFETY: `value` is a live `int` and its size is passed.
+    check(unsafe {
+        lwip_setsockopt(
+            fd.0,
+            level,
+            name,
+            (&raw const value).cast(),
+            len_of::<c_int>(),
+        )
+    })
+    .map(drop)
+}
+
+/// `getsockopt` for an `int` value.
+pub(crate) fn int_option(fd: &Fd, level: c_int, name: c_int) -> Result<c_int, Errno> {
+    let mut value: c_int = 0;
+    let mut len = len_of::<c_int>();
+    // SAFETY: `value` is a live, writable `int` whose size is in `len`.
+    check(unsafe { lwip_getsockopt(fd.0, level, name, (&raw mut value).cast(), &mut len) })?;
+    Ok(value)
+}
+
+/// `SO_LINGER`.
+pub(crate) fn set_linger(fd: &Fd, on: bool, seconds: c_int) -> Result<(), Errno> {
+    let linger = Linger {
+        l_onoff: c_int::from(on),
+        l_linger: seconds,
+    };
+    // SAFETY: `linger` is a live `struct linger` and its size is passed.
+    check(unsafe {
+        lwip_setsockopt(
+            fd.0,
+            sys::SOL_SOCKET,
+            sys::SO_LINGER,
+            (&raw const linger).cast(),
+            len_of::<Linger>(),
+        )
+    })
+    .map(drop)
+}
+
+/// `lwip_getsockname`.
+pub(crate) fn local_addr(fd: &Fd) -> Result<SockAddrBuf, Errno> {
+    let mut addr = SockAddrBuf([0; sys::SOCKADDR_IN6_LEN]);
+    let mut len = len_of::<SockAddrBuf>();
+    // SAFETY: as for `accept`.
+    check(unsafe { lwip_getsockname(fd.0, addr.0.as_mut_ptr().cast(), &mut len) })?;
+    Ok(addr)
+}
+
+/// `lwip_select(nfds, r, w, e, timeout)`; `None` waits without limit.
+/// Returns the number of ready descriptors (0: timed out).
+pub(crate) fn select(
+    nfds: c_int,
+    read: &mut FdSet,
+    write: &mut FdSet,
+    except: &mut FdSet,
+    timeout: Option<Duration>,
+) -> Result<usize, Errno> {
+    let mut tv = timeout.map(sys::timeval);
+    let tv_ptr = match tv.as_mut() {
+        Some(tv) => tv as *mut Timeval,
+        None => core::ptr::null_mut(),
+    };
+    // SAFETY: the three sets are live, writable `fd_set`s of the layout the
+    // C library (and so lwIP) uses, and `nfds` never exceeds their size
+    // (checked by `FdSet::insert`); `tv_ptr` is null or points to a live
+    // `struct timeval`.
+    let n = check(unsafe { lwip_select(nfds, read, write, except, tv_ptr) })?;
+    Ok(n as usize)
+}
+
+/// lwIP's clock, in milliseconds (wraps).
+pub(crate) fn now_ms() -> u32 {
+    // SAFETY: no arguments; reads a clock.
+    unsafe { sys_now() }
+}
