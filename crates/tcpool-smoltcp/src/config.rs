@@ -1,0 +1,209 @@
+//! Stack-wide settings: timeouts, keep-alive, linger, backlog defaults.
+
+use core::time::Duration;
+
+/// What a client whose SYN finds its port full experiences.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Overflow {
+    /// The SYN is dropped silently, as by a full Linux accept queue: the
+    /// client retransmits it (smoltcp and Linux clients after 1 s, then
+    /// backing off) and connects once the application accepts or a socket
+    /// frees, unless its own connect timeout expires first. The default.
+    Hold,
+    /// The SYN is answered with a RST (smoltcp's own behaviour): the client
+    /// sees *connection refused* (`ECONNREFUSED`) at once.
+    Refuse,
+}
+
+/// How a listener emulates an accept backlog (smoltcp has no accept queue).
+///
+/// A listener keeps [`backlog`](Self::backlog) pool sockets in LISTEN on its
+/// port. A socket that catches a SYN leaves the listening set at once and
+/// becomes the (pending) connection, and a fresh pool socket is armed in its
+/// place within the same [`Stack::poll`](crate::Stack::poll), before the next
+/// incoming packet is processed — as long as the listener holds fewer than
+/// [`max_queued`](Self::max_queued) sockets that have not been accepted yet
+/// (listening + handshaking + established-but-not-accepted) and the pool has a
+/// free socket.
+///
+/// The port is *full* when none of its sockets is listening: the pool is
+/// exhausted, or `max_queued` is reached because the application is not
+/// accepting. A SYN arriving then is held or refused according to
+/// [`overflow`](Self::overflow). Connections already established (accepted
+/// or queued) are never touched to make room. Size the pool so that
+/// `N >= connections + sum(max_queued) + sockets kept for outgoing clients`,
+/// remembering that a closed connection keeps its socket until its FIN is
+/// acknowledged (a lost ACK costs a 1 s retransmission).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ListenConfig {
+    /// Sockets kept listening on the port: how many SYNs can be caught
+    /// between two polls. At least 1 (0 is treated as 1).
+    pub backlog: u8,
+    /// Upper bound on the pool sockets this listener holds before they are
+    /// accepted: listening, handshaking, and established but not yet accepted.
+    /// Never less than `backlog` (smaller values are raised to it).
+    pub max_queued: u8,
+    /// What happens to a SYN that finds the port full.
+    pub overflow: Overflow,
+}
+
+impl ListenConfig {
+    /// `backlog` listening sockets, at most `max_queued` held before accept,
+    /// SYNs held when full ([`Overflow::Hold`]).
+    pub const fn new(backlog: u8, max_queued: u8) -> Self {
+        ListenConfig {
+            backlog,
+            max_queued,
+            overflow: Overflow::Hold,
+        }
+    }
+
+    /// The same, with `overflow` for SYNs that find the port full.
+    pub const fn with_overflow(self, overflow: Overflow) -> Self {
+        ListenConfig { overflow, ..self }
+    }
+
+    /// The effective values: `backlog >= 1`, `max_queued >= backlog`.
+    pub(crate) const fn normalized(self) -> Self {
+        let backlog = if self.backlog == 0 { 1 } else { self.backlog };
+        let max_queued = if self.max_queued < backlog {
+            backlog
+        } else {
+            self.max_queued
+        };
+        ListenConfig {
+            backlog,
+            max_queued,
+            overflow: self.overflow,
+        }
+    }
+}
+
+impl Default for ListenConfig {
+    /// Two sockets listening, up to four held before accept, SYNs held
+    /// when full.
+    fn default() -> Self {
+        ListenConfig::new(2, 4)
+    }
+}
+
+/// Settings of a [`Stack`](crate::Stack).
+///
+/// ```
+/// use core::time::Duration;
+/// use tcpool_smoltcp::{Config, ListenConfig};
+///
+/// let config = Config {
+///     listen: ListenConfig::new(1, 2),
+///     keep_alive: Some(Duration::from_secs(10)),
+///     timeout: Some(Duration::from_secs(30)),
+///     ..Config::new()
+/// };
+/// assert_eq!(config.handshake_timeout, Duration::from_secs(10));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Config {
+    /// Backlog emulation used by `listen()`; per listener with
+    /// [`Stack::listen_with`](crate::Stack::listen_with).
+    pub listen: ListenConfig,
+    /// How long a socket may stay in SYN-RECEIVED (server side) or SYN-SENT
+    /// (client side) without hearing from the peer. A SYN-RECEIVED socket
+    /// whose SYN-ACK never gets through (lost, or the client went away) would
+    /// otherwise retransmit forever and never return to the pool.
+    pub handshake_timeout: Duration,
+    /// Idle interval after which an established connection sends a
+    /// keep-alive probe. Must be shorter than [`timeout`](Self::timeout): the
+    /// probes' answers are what keeps an idle but healthy connection from
+    /// timing out. `None` disables keep-alive.
+    pub keep_alive: Option<Duration>,
+    /// An established connection whose peer sends nothing for this long
+    /// (not even an answer to a keep-alive) is reset and its socket reclaimed.
+    /// `None`: never (a vanished peer then holds its socket until the
+    /// application closes it).
+    pub timeout: Option<Duration>,
+    /// Upper bound on a graceful close: if the peer has neither acknowledged
+    /// everything (data and FIN) nor closed its side this long after
+    /// `close()`, the connection is reset and the socket reclaimed. `None`:
+    /// wait as long as the peer stays alive (`timeout` still applies).
+    pub linger: Option<Duration>,
+    /// Nagle's algorithm on new connections. Off by default (the server
+    /// batches its own writes, and Nagle adds latency to request/response).
+    pub nagle: bool,
+    /// First ephemeral port tried for outgoing connections (kept within
+    /// 49152..=65535). Vary it across reboots (e.g. from a random seed) so a
+    /// restarted device does not reuse the previous run's 4-tuples.
+    pub ephemeral_port_start: u16,
+}
+
+impl Config {
+    /// The defaults: backlog 2 (4 queued), handshake timeout 10 s,
+    /// keep-alive 20 s, timeout 60 s, linger 30 s, Nagle off.
+    pub const fn new() -> Self {
+        Config {
+            listen: ListenConfig::new(2, 4),
+            handshake_timeout: Duration::from_secs(10),
+            keep_alive: Some(Duration::from_secs(20)),
+            timeout: Some(Duration::from_secs(60)),
+            linger: Some(Duration::from_secs(30)),
+            nagle: false,
+            ephemeral_port_start: EPHEMERAL_FIRST,
+        }
+    }
+
+    /// The keep-alive actually used: a keep-alive that is not shorter than
+    /// the timeout is lowered to a third of the timeout, so that an idle
+    /// healthy connection is probed (and answers) before it would time out.
+    pub fn effective_keep_alive(&self) -> Option<Duration> {
+        match (self.keep_alive, self.timeout) {
+            (Some(ka), Some(to)) if ka >= to => Some(to / 3),
+            (ka, _) => ka,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::new()
+    }
+}
+
+/// First port of the IANA dynamic range used for outgoing connections.
+pub(crate) const EPHEMERAL_FIRST: u16 = 49152;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keep_alive_not_shorter_than_timeout_is_lowered() {
+        let c = Config {
+            keep_alive: Some(Duration::from_secs(90)),
+            timeout: Some(Duration::from_secs(60)),
+            ..Config::new()
+        };
+        assert_eq!(c.effective_keep_alive(), Some(Duration::from_secs(20)));
+        assert_eq!(
+            Config::new().effective_keep_alive(),
+            Some(Duration::from_secs(20))
+        );
+    }
+
+    #[test]
+    fn listen_config_is_normalized() {
+        assert_eq!(
+            ListenConfig::new(0, 0).normalized(),
+            ListenConfig::new(1, 1)
+        );
+        assert_eq!(
+            ListenConfig::new(3, 1).normalized(),
+            ListenConfig::new(3, 3)
+        );
+        assert_eq!(
+            ListenConfig::new(2, 5).normalized(),
+            ListenConfig::new(2, 5)
+        );
+    }
+}
