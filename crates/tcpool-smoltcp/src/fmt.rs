@@ -1,15 +1,14 @@
 //! Logging shim: `trace!`, `debug!` and `warn!` forward to `log` or `defmt`
-//! (whichever feature is on) and vanish when neither is.
+//! (whichever feature is on) and vanish when neither is. With both on (an
+//! `--all-features` host build), `log` is used and `defmt` only derives
+//! `defmt::Format` on the public types.
 #![allow(unused_macros)]
-
-#[cfg(all(feature = "log", feature = "defmt"))]
-compile_error!("features `log` and `defmt` are mutually exclusive: enable at most one");
 
 macro_rules! trace {
     ($($arg:tt)*) => {{
         #[cfg(feature = "log")]
         ::log::trace!($($arg)*);
-        #[cfg(feature = "defmt")]
+        #[cfg(all(feature = "defmt", not(feature = "log")))]
         ::defmt::trace!($($arg)*);
         #[cfg(not(any(feature = "log", feature = "defmt")))]
         { let _ = ($crate::fmt::Ignore, $($arg)*); }
@@ -20,7 +19,7 @@ macro_rules! debug {
     ($($arg:tt)*) => {{
         #[cfg(feature = "log")]
         ::log::debug!($($arg)*);
-        #[cfg(feature = "defmt")]
+        #[cfg(all(feature = "defmt", not(feature = "log")))]
         ::defmt::debug!($($arg)*);
         #[cfg(not(any(feature = "log", feature = "defmt")))]
         { let _ = ($crate::fmt::Ignore, $($arg)*); }
@@ -31,7 +30,7 @@ macro_rules! warn {
     ($($arg:tt)*) => {{
         #[cfg(feature = "log")]
         ::log::warn!($($arg)*);
-        #[cfg(feature = "defmt")]
+        #[cfg(all(feature = "defmt", not(feature = "log")))]
         ::defmt::warn!($($arg)*);
         #[cfg(not(any(feature = "log", feature = "defmt")))]
         { let _ = ($crate::fmt::Ignore, $($arg)*); }
