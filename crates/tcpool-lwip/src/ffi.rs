@@ -69,6 +69,18 @@ unsafe extern "C" {
     fn __errno() -> *mut c_int;
 }
 
+#[cfg(not(any(
+    target_os = "espidf",
+    target_os = "linux",
+    target_os = "android",
+    target_os = "hurd",
+    target_os = "dragonfly",
+    target_os = "redox",
+    target_vendor = "apple",
+    target_os = "freebsd"
+)))]
+compile_error!("tcpool-lwip: no errno accessor for this target (ESP-IDF or a unix host)");
+
 fn errno() -> Errno {
     #[cfg(target_os = "espidf")]
     // SAFETY: newlib's `__errno` returns a valid pointer to the calling

@@ -2,7 +2,9 @@
 
 use core::fmt;
 use core::net::SocketAddr;
+use core::time::Duration;
 
+use crate::config::Keepalive;
 use crate::error::{Errno, Error};
 use crate::ffi::{self, Fd};
 use crate::fmt::trace;
@@ -150,11 +152,7 @@ impl Socket {
     /// The local address (`lwip_getsockname`), once bound or connected; for
     /// a socket bound to port 0 this tells the port lwIP chose.
     pub fn local_addr(&self) -> Result<SocketAddr, Error> {
-        let fd = self
-            .fd
-            .as_ref()
-            .ok_or(Error::InvalidState("socket not opened"))?;
-        let addr = ffi::local_addr(fd)?;
+        let addr = ffi::local_addr(self.opened()?)?;
         sys::from_sockaddr(&addr).ok_or(Error::InvalidState("unknown address family"))
     }
 
@@ -165,14 +163,39 @@ impl Socket {
         self.last_errno
     }
 
+    /// Whether `TCP_NODELAY` is set, as lwIP reports it.
+    pub fn nodelay(&self) -> Result<bool, Error> {
+        let fd = self.opened()?;
+        Ok(ffi::int_option(fd, sys::IPPROTO_TCP, sys::TCP_NODELAY)? != 0)
+    }
+
+    /// The keepalive settings as lwIP reports them (`None`: keepalive off).
+    pub fn keepalive(&self) -> Result<Option<Keepalive>, Error> {
+        let fd = self.opened()?;
+        if ffi::int_option(fd, sys::SOL_SOCKET, sys::SO_KEEPALIVE)? == 0 {
+            return Ok(None);
+        }
+        let get = |name| -> Result<u32, Error> {
+            let v = ffi::int_option(fd, sys::IPPROTO_TCP, name)?;
+            Ok(u32::try_from(v).unwrap_or(0))
+        };
+        Ok(Some(Keepalive {
+            idle: Duration::from_secs(get(sys::TCP_KEEPIDLE)?.into()),
+            interval: Duration::from_secs(get(sys::TCP_KEEPINTVL)?.into()),
+            count: get(sys::TCP_KEEPCNT)?,
+        }))
+    }
+
+    fn opened(&self) -> Result<&Fd, Error> {
+        self.fd
+            .as_ref()
+            .ok_or(Error::InvalidState("socket not opened"))
+    }
+
     /// Whether lwIP has `O_NONBLOCK` set on the socket (`lwip_fcntl(F_GETFL)`).
     /// Always true for sockets of this crate; here so that tests and
     /// diagnostics can check lwIP itself.
     pub fn is_nonblocking(&self) -> Result<bool, Error> {
-        let fd = self
-            .fd
-            .as_ref()
-            .ok_or(Error::InvalidState("socket not opened"))?;
-        Ok(ffi::is_nonblocking(fd)?)
+        Ok(ffi::is_nonblocking(self.opened()?)?)
     }
 }

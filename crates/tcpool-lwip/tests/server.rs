@@ -1,0 +1,196 @@
+//! tcpool-core's `Server` driven over `LwipStack` against the host lwIP,
+//! with lwIP clients in other threads: the loop a firmware runs (poll,
+//! poll_at, wait on interests).
+//!
+//! Its own test binary, so its own lwIP; the tests share its 10 sockets and
+//! take a lock.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use embedded_nal::TcpClientStack;
+use tcpool_core::{Conn, Handler, Server};
+use tcpool_lwip::{Config, LwipStack, SocketBudget};
+
+const STEP: Duration = Duration::from_secs(20);
+
+fn lock() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    tcpool_lwip_host::init();
+    guard
+}
+
+struct Echo;
+
+impl Handler for Echo {
+    type State = ();
+    fn on_open(&mut self, _conn: &mut Conn<'_>) {}
+    fn on_data(&mut self, conn: &mut Conn<'_>, _state: &mut (), data: &[u8]) -> usize {
+        conn.write(data)
+    }
+}
+
+/// Milliseconds since the first call, as the server's clock.
+fn now() -> tcpool_core::Instant {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let start = *START.get_or_init(Instant::now);
+    tcpool_core::Instant::from_millis(start.elapsed().as_millis() as u64)
+}
+
+/// The firmware loop: poll, then sleep in `lwip_select` until a socket is
+/// ready or the server's next deadline (at most 20 ms, so `done` is
+/// checked) until `done` says so. Returns how many times it went round.
+fn serve<const N: usize>(
+    stack: &mut LwipStack,
+    server: &mut Server<LwipStack, Echo, N, 256, 256>,
+    mut done: impl FnMut(&LwipStack, &Server<LwipStack, Echo, N, 256, 256>) -> bool,
+) -> usize {
+    let started = Instant::now();
+    let mut rounds = 0;
+    while !done(stack, server) {
+        assert!(started.elapsed() < STEP, "the server loop did not finish");
+        server.poll(stack, now());
+        let cap = Duration::from_millis(20);
+        let timeout = server
+            .poll_at()
+            .map_or(cap, |t| t.saturating_duration_since(now()).min(cap));
+        stack.wait(server.interests(), Some(timeout)).unwrap();
+        rounds += 1;
+    }
+    rounds
+}
+
+/// An lwIP client in its own thread: connect, send `len` bytes, read them
+/// back, close.
+fn echo_client(port: u16, seed: u8, len: usize) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        let mut stack = LwipStack::new(
+            Config::default()
+                .with_socket_budget(1)
+                .with_lingering_close(None),
+        );
+        let to = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let block = |what: &str, started: Instant| {
+            assert!(started.elapsed() < STEP, "client {seed}: {what} timed out");
+            thread::sleep(Duration::from_millis(1));
+        };
+        let mut s = stack.socket().unwrap();
+        let t = Instant::now();
+        loop {
+            match stack.connect(&mut s, to) {
+                Ok(()) => break,
+                Err(nb::Error::WouldBlock) => block("connect", t),
+                Err(nb::Error::Other(e)) => panic!("client {seed}: {e}"),
+            }
+        }
+        let msg: Vec<u8> = (0..len).map(|i| (i as u8) ^ seed).collect();
+        let mut sent = 0;
+        let mut back = Vec::new();
+        let mut buf = [0u8; 512];
+        let t = Instant::now();
+        while back.len() < len {
+            if sent < len {
+                match stack.send(&mut s, &msg[sent..]) {
+                    Ok(n) => sent += n,
+                    Err(nb::Error::WouldBlock) => {}
+                    Err(nb::Error::Other(e)) => panic!("client {seed}: {e}"),
+                }
+            }
+            match stack.receive(&mut s, &mut buf) {
+                Ok(0) => panic!("client {seed}: end of stream after {}", back.len()),
+                Ok(n) => back.extend_from_slice(&buf[..n]),
+                Err(nb::Error::WouldBlock) => block("echo", t),
+                Err(nb::Error::Other(e)) => panic!("client {seed}: {e}"),
+            }
+        }
+        assert_eq!(back, msg, "client {seed}: echo corrupted");
+        stack.close(s).unwrap();
+    })
+}
+
+#[test]
+fn core_server_echoes_for_lwip_clients() {
+    let _lock = lock();
+    // 10 lwIP sockets: 3 clients, the listener and 3 connections.
+    let mut stack = LwipStack::new(Config::new(SocketBudget::new(10).reserved(3)));
+    let mut server: Server<LwipStack, Echo, 4, 256, 256> =
+        Server::new(Echo, tcpool_core::Config::new());
+    server.listen(&mut stack, 0).unwrap();
+    let port = server.listener().unwrap().local_addr().unwrap().port();
+
+    let clients: Vec<_> = (0..3).map(|i| echo_client(port, i, 3000)).collect();
+    serve(&mut stack, &mut server, |_, _| {
+        clients.iter().all(|c| c.is_finished())
+    });
+    for c in clients {
+        c.join().unwrap();
+    }
+    assert_eq!(server.stats().accepted, 3);
+    assert_eq!(server.stats().accept_errors, 0);
+    // Let the server see the clients' ends of stream and close.
+    serve(&mut stack, &mut server, |_, server| server.active() == 0);
+    serve(&mut stack, &mut server, |stack, _| stack.lingering() == 0);
+    assert_eq!(stack.sockets_in_use(), 1);
+}
+
+#[test]
+fn beyond_the_socket_budget_clients_wait_in_the_backlog_and_are_all_served() {
+    let _lock = lock();
+    // Eight slots, but a budget of two connections: the other clients wait
+    // in lwIP's listen backlog, none is reset.
+    let budget = SocketBudget::new(3);
+    assert_eq!(budget.connections(), 2);
+    let mut stack = LwipStack::new(Config::new(budget));
+    let mut server: Server<LwipStack, Echo, 8, 256, 256> = Server::new(
+        Echo,
+        tcpool_core::Config::new().with_accept_backoff(Duration::from_millis(5)),
+    );
+    server.listen(&mut stack, 0).unwrap();
+    let port = server.listener().unwrap().local_addr().unwrap().port();
+
+    let clients: Vec<_> = (0..5).map(|i| echo_client(port, i, 500)).collect();
+    serve(&mut stack, &mut server, |_, _| {
+        clients.iter().all(|c| c.is_finished())
+    });
+    for c in clients {
+        c.join().unwrap();
+    }
+    let stats = server.stats();
+    assert_eq!(stats.accepted, 5);
+    assert!(stats.peak_active <= 2, "peak {}", stats.peak_active);
+    assert!(stats.accept_errors > 0, "the budget never refused");
+    serve(&mut stack, &mut server, |_, server| server.active() == 0);
+}
+
+#[test]
+fn idle_core_server_sleeps_in_select() {
+    let _lock = lock();
+    let mut stack = LwipStack::default();
+    let mut server: Server<LwipStack, Echo, 4, 256, 256> =
+        Server::new(Echo, tcpool_core::Config::new());
+    server.listen(&mut stack, 0).unwrap();
+    let port = server.listener().unwrap().local_addr().unwrap().port();
+
+    // One idle client connected, one idle listener.
+    let mut clients = LwipStack::new(Config::default().with_lingering_close(None));
+    let mut client = clients.socket().unwrap();
+    let to = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let t = Instant::now();
+    while let Err(e) = clients.connect(&mut client, to) {
+        assert!(matches!(e, nb::Error::WouldBlock), "{e:?}");
+        assert!(t.elapsed() < STEP);
+        thread::sleep(Duration::from_millis(1));
+    }
+    serve(&mut stack, &mut server, |_, server| server.active() == 1);
+
+    let until = Instant::now() + Duration::from_millis(300);
+    let rounds = serve(&mut stack, &mut server, |_, _| Instant::now() >= until);
+    // 300 ms at one wake-up per 20 ms at most, not a busy loop.
+    assert!(rounds <= 20, "{rounds} rounds in 300 ms idle");
+    assert_eq!(server.active(), 1);
+    clients.close(client).unwrap();
+    serve(&mut stack, &mut server, |_, server| server.active() == 0);
+}
