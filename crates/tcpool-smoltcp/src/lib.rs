@@ -82,6 +82,9 @@
 //! * `sim`: the `sim` module, an in-memory network (two interfaces joined by a wire
 //!   with seeded loss, reordering and duplication, a deterministic clock)
 //!   used by the tests here and by the shared conformance suite. Implies `std`.
+//! * `tap`: the `tap` module, the stack on a Linux TAP device (smoltcp's
+//!   `phy-tuntap_interface`), so that real host clients can talk to it.
+//!   Implies `std`.
 //! * `ipv6`: accept IPv6 addresses (enables smoltcp's `proto-ipv6`).
 //! * `log` / `defmt`: log pool transitions (trace) and dropped duplicate SYNs,
 //!   linger resets (debug) through one or the other. `defmt` also derives
@@ -117,6 +120,9 @@ mod storage;
 
 #[cfg(feature = "sim")]
 pub mod sim;
+
+#[cfg(all(feature = "tap", target_os = "linux"))]
+pub mod tap;
 
 pub use config::{Config, ListenConfig, Overflow};
 pub use error::Error;

@@ -1,0 +1,147 @@
+//! The stack on a Linux TAP device (feature `tap`, Linux only): real
+//! clients (`nc`, `curl`, std sockets) talk to a smoltcp stack running in a
+//! host process. Used by the TAP integration test and the `tap_echo`
+//! example; handy to try a firmware's server logic on the host.
+//!
+//! The smoltcp side has its own MAC and IP address on the TAP's link; the
+//! host side of the TAP gets another address of the same subnet:
+//!
+//! ```text
+//! ip tuntap add dev tcpt0 mode tap        # or let `open` create it (root)
+//! ip addr add 10.123.0.1/24 dev tcpt0
+//! ip link set tcpt0 up
+//! ```
+//!
+//! ```no_run
+//! use core::net::Ipv4Addr;
+//! use std::time::{Duration, Instant as StdInstant};
+//! use tcpool_core::Instant;
+//! use tcpool_smoltcp::tap::{self, TapConfig};
+//!
+//! let config = TapConfig::new("tcpt0", Ipv4Addr::new(10, 123, 0, 2), 24);
+//! let mut stack: tap::TapStack<8> = tap::open(&config)?;
+//! let start = StdInstant::now();
+//! loop {
+//!     let now = Instant::from_millis(start.elapsed().as_millis() as u64);
+//!     stack.poll(now);
+//!     // ... server.poll(&mut stack, now) ...
+//!     let delay = stack.poll_delay(now).unwrap_or(Duration::from_secs(1));
+//!     tap::wait(&stack, Some(delay))?;
+//! }
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+use core::net::Ipv4Addr;
+use core::time::Duration;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::vec;
+use std::vec::Vec;
+
+use smoltcp::iface::{Config as IfaceConfig, Interface, SocketSet};
+use smoltcp::phy::{Medium, TunTapInterface};
+use smoltcp::socket::tcp;
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
+
+use crate::{Config, Stack};
+
+/// A [`Stack`] over a TAP device, with `Vec`-backed socket buffers.
+pub type TapStack<const N: usize> = Stack<'static, TunTapInterface, N>;
+
+/// How to bring up a [`TapStack`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct TapConfig<'n> {
+    /// The TAP device: attached to if it exists (a persistent TAP made with
+    /// `ip tuntap add`, usable without root by its owner), created otherwise
+    /// (needs root or `CAP_NET_ADMIN`; it vanishes when the stack is dropped).
+    pub name: &'n str,
+    /// The smoltcp side's MAC address.
+    pub mac: [u8; 6],
+    /// The smoltcp side's IPv4 address.
+    pub address: Ipv4Addr,
+    /// Its prefix length (the subnet shared with the host side of the TAP).
+    pub prefix_len: u8,
+    /// A default route, if the stack must reach beyond its subnet.
+    pub gateway: Option<Ipv4Addr>,
+    /// Socket buffers (RX, TX), bytes per socket.
+    pub buffers: (usize, usize),
+    /// The stack's settings.
+    pub stack: Config,
+    /// smoltcp's random seed (initial sequence numbers, ephemeral ports):
+    /// vary it between runs.
+    pub seed: u64,
+}
+
+impl<'n> TapConfig<'n> {
+    /// `address/prefix_len` on the TAP `name`: a locally administered MAC
+    /// derived from the address (`02:00:a.b.c.d`), no gateway, 64 KiB socket
+    /// buffers, default stack settings, a seed from the system clock.
+    pub fn new(name: &'n str, address: Ipv4Addr, prefix_len: u8) -> Self {
+        let [a, b, c, d] = address.octets();
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        TapConfig {
+            name,
+            mac: [0x02, 0x00, a, b, c, d],
+            address,
+            prefix_len,
+            gateway: None,
+            buffers: (64 * 1024, 64 * 1024),
+            stack: Config::new(),
+            seed,
+        }
+    }
+}
+
+/// Open (or create) the TAP device and build a stack of `N` sockets on it.
+pub fn open<const N: usize>(config: &TapConfig<'_>) -> io::Result<TapStack<N>> {
+    if config.prefix_len > 32 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "IPv4 prefix length above 32",
+        ));
+    }
+    let mut device = TunTapInterface::new(config.name, Medium::Ethernet)?;
+    let mut iface_config = IfaceConfig::new(HardwareAddress::Ethernet(EthernetAddress(config.mac)));
+    iface_config.random_seed = config.seed;
+    let mut iface = Interface::new(iface_config, &mut device, smoltcp::time::Instant::ZERO);
+    iface.update_ip_addrs(|addrs| {
+        // A fresh interface has room for one address.
+        let _ = addrs.push(IpCidr::new(
+            IpAddress::Ipv4(config.address),
+            config.prefix_len,
+        ));
+    });
+    if let Some(gw) = config.gateway {
+        iface
+            .routes_mut()
+            .add_default_ipv4_route(gw)
+            .map_err(|_| io::Error::other("route table full"))?;
+    }
+    let (rx, tx) = config.buffers;
+    let mut sockets = SocketSet::new(Vec::new());
+    let handles = core::array::from_fn(|_| {
+        sockets.add(tcp::Socket::new(
+            tcp::SocketBuffer::new(vec![0; rx]),
+            tcp::SocketBuffer::new(vec![0; tx]),
+        ))
+    });
+    Ok(Stack::from_socket_set(
+        iface,
+        device,
+        sockets,
+        handles,
+        config.stack,
+    ))
+}
+
+/// Sleep until the TAP has a frame to read or `timeout` has passed (`None`:
+/// until a frame arrives). Use the smaller of
+/// [`Stack::poll_delay`] and the server's own deadline as `timeout`.
+pub fn wait<const N: usize>(stack: &TapStack<N>, timeout: Option<Duration>) -> io::Result<()> {
+    let timeout = timeout.map(|d| {
+        smoltcp::time::Duration::from_micros(u64::try_from(d.as_micros()).unwrap_or(u64::MAX / 2))
+    });
+    smoltcp::phy::wait(stack.device().as_raw_fd(), timeout)
+}
