@@ -12,7 +12,7 @@ use smoltcp::phy::{Device, Medium};
 use smoltcp::socket::tcp;
 use smoltcp::time::{Duration as SmolDuration, Instant as SmolInstant};
 use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint};
-use tcpool_core::Instant;
+use tcpool_core::{Instant, Interest};
 
 use crate::config::{Config, EPHEMERAL_FIRST, ListenConfig, Overflow};
 use crate::error::Error;
@@ -507,6 +507,77 @@ impl<'a, D: Device, const N: usize> Stack<'a, D, N> {
     /// Events counted since the stack was created.
     pub fn counters(&self) -> Counters {
         self.counters
+    }
+
+    /// What a socket is ready for now, for event loops that poll the server
+    /// only when one of its [`interests`](tcpool_core::Server::interests) is
+    /// ready: a listener is readable when it has an established connection
+    /// to accept; a connection is readable when it has buffered input, has
+    /// reached end of stream or failed, and writable when its TX buffer has
+    /// room or it failed (so that the error is seen). Handshaking sockets
+    /// are ready for nothing.
+    pub fn ready(&self, socket: &TcpHandle) -> Interest {
+        match socket.0 {
+            Kind::Listener(l) => {
+                let readable = self.pool.iter().any(|e| {
+                    matches!(e.role, Role::Pending { listener, .. } if listener == l)
+                        && matches!(
+                            self.sockets.get::<tcp::Socket>(e.handle).state(),
+                            TcpState::Established | TcpState::CloseWait
+                        )
+                });
+                Interest {
+                    readable,
+                    writable: false,
+                }
+            }
+            Kind::Socket(i) => {
+                let Some(e) = self.pool.get(i as usize) else {
+                    return Interest::NONE;
+                };
+                if e.role != Role::Open {
+                    return Interest::NONE;
+                }
+                let s = self.sockets.get::<tcp::Socket>(e.handle);
+                match s.state() {
+                    TcpState::SynSent | TcpState::SynReceived | TcpState::Listen => Interest::NONE,
+                    _ => Interest {
+                        readable: s.can_recv() || !s.may_recv(),
+                        writable: s.can_send() || !s.may_send(),
+                    },
+                }
+            }
+        }
+    }
+
+    /// Half-close a connection: send a FIN once the TX buffer has drained,
+    /// and keep receiving (`receive` reports the peer's data, then `Ok(0)`
+    /// at its FIN). `close` or `abort` the handle afterwards as usual.
+    /// `embedded-nal` has no shutdown; this is the `shutdown(SHUT_WR)` of
+    /// this stack. [`Error::InvalidState`] while the handshake is running.
+    pub fn shutdown_write(&mut self, socket: &TcpHandle) -> Result<(), Error> {
+        let i = self.open_index(socket)?;
+        let s = tcp_socket(&mut self.sockets, self.pool[i].handle);
+        match s.state() {
+            TcpState::SynSent | TcpState::SynReceived | TcpState::Listen => {
+                Err(Error::InvalidState)
+            }
+            _ => {
+                s.close();
+                Ok(())
+            }
+        }
+    }
+
+    /// Take the stack apart: the interface, the device and the socket set
+    /// (every pool socket aborted). What is left of open connections is
+    /// lost; use it to move the device to a fresh stack (a simulated
+    /// reboot) or to shut down.
+    pub fn into_parts(mut self) -> (Interface, D, SocketSet<'a>) {
+        for e in &self.pool {
+            self.sockets.get_mut::<tcp::Socket>(e.handle).abort();
+        }
+        (self.iface, self.device, self.sockets)
     }
 
     /// The pool size, `N`.

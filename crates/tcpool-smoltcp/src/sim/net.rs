@@ -222,6 +222,22 @@ impl<const S: usize, const C: usize> SimNet<S, C> {
     }
 }
 
+impl<const N: usize> SimStack<N> {
+    /// A stack of `N` sockets on `device`, with address `ip`/24,
+    /// `Vec`-backed `(rx, tx)` buffers per socket and smoltcp's random
+    /// `seed`: what [`SimNet::new`] builds for each side. With
+    /// [`Wire::device`], this replaces a stack by a fresh one (a reboot).
+    pub fn on_device(
+        device: SimDevice,
+        ip: Ipv4Addr,
+        config: Config,
+        buffers: (usize, usize),
+        seed: u64,
+    ) -> Self {
+        build_stack(device, ip, config, buffers, seed)
+    }
+}
+
 fn build_stack<const N: usize>(
     mut device: SimDevice,
     ip: Ipv4Addr,

@@ -364,6 +364,16 @@ impl Wire {
         (Wire { state }, a, b)
     }
 
+    /// Another handle to one end of the link, for a stack that replaces
+    /// the one holding that end (a simulated reboot): packets in flight to
+    /// that end are delivered to whichever stack polls it next.
+    pub fn device(&self, side: Side) -> SimDevice {
+        SimDevice {
+            state: self.state.clone(),
+            side,
+        }
+    }
+
     /// Decide the fate of each TCP segment before the fault model does
     /// (replaces any previous filter). Non-TCP packets bypass the filter.
     pub fn set_filter(&self, filter: impl FnMut(&PacketInfo) -> Verdict + 'static) {
