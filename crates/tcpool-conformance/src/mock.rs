@@ -21,11 +21,16 @@ pub const MOCK_MAX_SOCKETS: usize = 64;
 /// How the mock harness decides to poll the server in a step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wake {
-    /// Like an event loop: only when the server's `poll_at` deadline has
-    /// come, or when a client did something the server declared interest
-    /// in (sending, connecting or shutting down wakes readable interest,
-    /// reading wakes writable interest, a reset or close wakes any). Then
-    /// poll until nothing more happens, as a level-triggered loop would.
+    /// Only when the server's `poll_at` deadline has come, or when a
+    /// client did something the server declared interest in (sending,
+    /// connecting or shutting down wakes readable interest, reading wakes
+    /// writable interest, a reset or close wakes any); then poll until a
+    /// poll makes no progress, as tcpool-core documents for in-process
+    /// stacks. The mock exposes no per-socket readiness, so "until no
+    /// progress" stands in for level-triggered readiness; a lost wake-up
+    /// that further polls would paper over (work left without `poll_at` or
+    /// an interest asking for it) is caught by event-loop harnesses with
+    /// real readiness (std, smoltcp), not by this one.
     Readiness,
     /// Every step (hides lost wake-ups; for comparison).
     Always,
