@@ -290,9 +290,12 @@ where
             match slot.state() {
                 SlotState::Free => {}
                 SlotState::Open | SlotState::PeerClosed => {
+                    // `writable_due`: a short write armed on_writable and the
+                    // last flush already made room, so no socket event will come.
                     if (slot.rx_dirty && !slot.rx.is_empty())
                         || slot.more_to_read
                         || slot.should_report_eof()
+                        || slot.writable_due()
                     {
                         soon(now);
                     }

@@ -605,3 +605,47 @@ fn a_server_fits_in_a_const() {
     assert_eq!(server.max_connections(), 2);
     const { assert!(Server::<MockStack, Nop, 2, 32, 32>::SLOT_BYTES >= 64) };
 }
+
+/// Streams `left` bytes from `on_open` and `on_writable`, never waiting for input.
+struct Streamer {
+    left: usize,
+}
+
+impl Handler for Streamer {
+    type State = ();
+    fn on_open(&mut self, conn: &mut Conn<'_>) {
+        self.on_writable(conn, &mut ());
+    }
+    fn on_data(&mut self, _: &mut Conn<'_>, _: &mut (), data: &[u8]) -> usize {
+        data.len()
+    }
+    fn on_writable(&mut self, conn: &mut Conn<'_>, _: &mut ()) {
+        let chunk = [b's'; 256];
+        let n = conn.write(&chunk[..self.left.min(256)]);
+        self.left -= n;
+    }
+}
+
+#[test]
+fn poll_at_asks_for_a_wake_up_when_on_writable_is_due_with_output_drained() {
+    // The short write in on_open arms on_writable; the same poll's flush
+    // drains the buffer, so no socket event will ever come: poll_at must
+    // say "now", or a server sleeping on interests stalls for good.
+    let mut stack = MockStack::new();
+    let mut server: Server<MockStack, Streamer, 1, 64, 64> =
+        Server::new(Streamer { left: 1000 }, Config::new());
+    server.listen(&mut stack, PORT).unwrap();
+    let client = stack.connect_client(PORT).unwrap();
+    server.poll(&mut stack, t(5));
+    assert!(client.pending() < 1000);
+    assert_eq!(server.poll_at(), Some(t(5)));
+    let mut got = client.recv_all().len();
+    for ms in 6..100 {
+        if server.poll_at().is_none() {
+            break;
+        }
+        server.poll(&mut stack, t(ms));
+        got += client.recv_all().len();
+    }
+    assert_eq!(got, 1000, "the stream stalled");
+}
