@@ -659,6 +659,9 @@ where
         {
             bump(&mut self.stats.close_errors);
         }
+        // A later listen starts afresh, not inside an old accept backoff.
+        self.accept_retry_at = None;
+        self.deferring = false;
     }
 }
 

@@ -649,3 +649,24 @@ fn poll_at_asks_for_a_wake_up_when_on_writable_is_due_with_output_drained() {
     }
     assert_eq!(got, 1000, "the stream stalled");
 }
+
+#[test]
+fn listening_again_after_shutdown_does_not_inherit_an_accept_backoff() {
+    let (mut stack, mut server) = listening::<2>(Mode::Echo, Config::new(), MockConfig::default());
+    stack.fail_next_accepts(1);
+    let _c = stack.connect_client(PORT).unwrap();
+    settle(&mut server, &mut stack, t(0));
+    assert_eq!(server.stats().accept_errors, 1);
+    server.shutdown(&mut stack, t(1));
+    server.listen(&mut stack, PORT).unwrap();
+    let client = stack.connect_client(PORT).unwrap();
+    settle(&mut server, &mut stack, t(2));
+    assert_eq!(
+        server.active(),
+        1,
+        "accepted at once, not after the old backoff"
+    );
+    client.send(b"x");
+    settle(&mut server, &mut stack, t(3));
+    assert_eq!(client.recv_all(), b"x");
+}
