@@ -49,6 +49,12 @@ cargo clippy -p tcpool-core --features defmt --locked -- -D warnings
 stage test
 cargo test --locked
 
+stage tap
+# smoltcp against real Linux clients over a TAP device in a network
+# namespace the test creates (root and /dev/net/tun; with CI=true it fails
+# rather than skip when it cannot run).
+cargo test -p tcpool-smoltcp --features tap --test tap --locked
+
 stage doc
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked
 
