@@ -331,22 +331,10 @@ impl TcpClientStack for LwipStack {
     }
 
     fn send(&mut self, socket: &mut Socket, buffer: &[u8]) -> nb::Result<usize, Error> {
-        match socket.state() {
-            SocketState::Connected => {}
-            SocketState::Connecting => return Err(nb::Error::WouldBlock),
-            SocketState::Failed => return Err(nb::Error::Other(socket.failure())),
-            _ => {
-                return Err(nb::Error::Other(Error::InvalidState(
-                    "send on an unconnected socket",
-                )));
-            }
-        }
+        let fd = connected_fd(socket, "send on an unconnected socket")?;
         if buffer.is_empty() {
             return Ok(0);
         }
-        let Some(fd) = socket.fd() else {
-            return Err(nb::Error::Other(Error::InvalidState("socket not opened")));
-        };
         match ffi::send(fd, buffer) {
             Ok(n) => Ok(n),
             Err(e) if e.is_would_block() => Err(nb::Error::WouldBlock),
@@ -358,22 +346,10 @@ impl TcpClientStack for LwipStack {
 
     /// `Ok(0)` only at end of stream (or for an empty `buffer`, as in std).
     fn receive(&mut self, socket: &mut Socket, buffer: &mut [u8]) -> nb::Result<usize, Error> {
-        match socket.state() {
-            SocketState::Connected => {}
-            SocketState::Connecting => return Err(nb::Error::WouldBlock),
-            SocketState::Failed => return Err(nb::Error::Other(socket.failure())),
-            _ => {
-                return Err(nb::Error::Other(Error::InvalidState(
-                    "receive on an unconnected socket",
-                )));
-            }
-        }
+        let fd = connected_fd(socket, "receive on an unconnected socket")?;
         if buffer.is_empty() {
             return Ok(0);
         }
-        let Some(fd) = socket.fd() else {
-            return Err(nb::Error::Other(Error::InvalidState("socket not opened")));
-        };
         match ffi::recv(fd, buffer) {
             Ok(n) => Ok(n),
             Err(e) if e.is_would_block() => Err(nb::Error::WouldBlock),
@@ -504,4 +480,19 @@ impl TcpFullStack for LwipStack {
         };
         Ok((Socket::accepted(fd, peer), peer))
     }
+}
+
+/// The descriptor of a connected socket, or what `send`/`receive` return
+/// instead: `WouldBlock` while connecting, the recorded failure, or
+/// `InvalidState` with `unconnected` as the message.
+fn connected_fd<'s>(socket: &'s Socket, unconnected: &'static str) -> nb::Result<&'s Fd, Error> {
+    match socket.state() {
+        SocketState::Connected => {}
+        SocketState::Connecting => return Err(nb::Error::WouldBlock),
+        SocketState::Failed => return Err(nb::Error::Other(socket.failure())),
+        _ => return Err(nb::Error::Other(Error::InvalidState(unconnected))),
+    }
+    socket
+        .fd()
+        .ok_or(nb::Error::Other(Error::InvalidState("socket not opened")))
 }
