@@ -72,7 +72,113 @@ pub fn fd_set_image(fd: i32) -> Vec<u8> {
     ffi::fd_set_image(fd)
 }
 
-/// The calls into the C glue (`port/glue.c`).
+/// How a [`RawClient::recv`] went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientRecv {
+    /// This many bytes were read.
+    Data(usize),
+    /// Nothing has arrived (or the connection is still being set up).
+    WouldBlock,
+    /// The server ended its side, and everything before that was read.
+    Eof,
+    /// The connection was reset, refused or timed out (after any data that
+    /// arrived before that was read).
+    Reset,
+}
+
+/// The connection of a [`RawClient`] was reset (or refused), or its
+/// sending side was shut down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientReset;
+
+/// A TCP client on lwIP's raw API, connecting to `127.0.0.1` inside this
+/// process's lwIP.
+///
+/// It takes a TCP PCB but no socket, so a server under test has lwIP's
+/// socket table to itself, as in a firmware where the clients are other
+/// devices; the connection still crosses lwIP's TCP and loopback
+/// interface. Non-blocking: every call returns at once. Received data is
+/// acknowledged to the server only as it is read, so a client that does not
+/// read pushes back through the TCP window.
+///
+/// Dropping a client that was not [`close`](RawClient::close)d resets its
+/// connection.
+///
+/// ```
+/// tcpool_lwip_host::init();
+/// // Nobody listens on port 9: lwIP refuses with a reset.
+/// let mut c = tcpool_lwip_host::RawClient::connect(9).unwrap();
+/// let refused = std::time::Instant::now() + std::time::Duration::from_secs(5);
+/// while c.recv(&mut [0; 8]) != tcpool_lwip_host::ClientRecv::Reset {
+///     assert!(std::time::Instant::now() < refused);
+///     std::thread::sleep(std::time::Duration::from_millis(1));
+/// }
+/// ```
+#[derive(Debug)]
+pub struct RawClient {
+    client: ffi::ClientPtr,
+}
+
+impl RawClient {
+    /// Starts connecting to `127.0.0.1:port`. Fails with lwIP's `err_t`
+    /// when it has no PCB or memory for it. Needs [`init`].
+    pub fn connect(port: u16) -> Result<RawClient, i32> {
+        ffi::client_connect(port).map(|client| RawClient { client })
+    }
+
+    /// The client's own port, as the server sees it as the peer's.
+    pub fn local_port(&self) -> u16 {
+        ffi::client_local_port(&self.client)
+    }
+
+    /// Queues what fits of `data` for sending: `Ok(0)` if nothing fits now
+    /// or the connection is still being set up.
+    pub fn send(&mut self, data: &[u8]) -> Result<usize, ClientReset> {
+        let n = ffi::client_send(&mut self.client, data);
+        usize::try_from(n).map_err(|_| ClientReset)
+    }
+
+    /// Reads what has arrived into `buf` (`Data(0)` if `buf` is empty).
+    pub fn recv(&mut self, buf: &mut [u8]) -> ClientRecv {
+        if buf.is_empty() {
+            return ClientRecv::Data(0);
+        }
+        match ffi::client_recv(&mut self.client, buf) {
+            0 => ClientRecv::Eof,
+            ffi::CLIENT_WOULD_BLOCK => ClientRecv::WouldBlock,
+            n => usize::try_from(n).map_or(ClientRecv::Reset, ClientRecv::Data),
+        }
+    }
+
+    /// Sends FIN after what is queued; the client can still read. Fails if
+    /// the connection is not established.
+    pub fn shutdown_write(&mut self) -> Result<(), ClientReset> {
+        match ffi::client_shutdown_write(&mut self.client) {
+            0 => Ok(()),
+            _ => Err(ClientReset),
+        }
+    }
+
+    /// Aborts the connection with a reset.
+    pub fn abort(self) {
+        // Drop aborts.
+    }
+
+    /// Closes normally: FIN after what is queued, or a reset if input was
+    /// left unread (as a BSD stack does).
+    pub fn close(self) {
+        let client = std::mem::ManuallyDrop::new(self);
+        ffi::client_close(&client.client);
+    }
+}
+
+impl Drop for RawClient {
+    fn drop(&mut self) {
+        ffi::client_abort(&self.client);
+    }
+}
+
+/// The calls into the C glue (`port/glue.c`, `port/client.c`).
 #[allow(unsafe_code)]
 mod ffi {
     use std::ffi::{CStr, c_char, c_int, c_long, c_longlong, c_uchar};
@@ -83,10 +189,82 @@ mod ffi {
         value: c_longlong,
     }
 
+    /// `struct tcpool_client` (opaque).
+    #[repr(C)]
+    pub(crate) struct Client {
+        _opaque: [u8; 0],
+    }
+
+    /// An owned `struct tcpool_client *`, never null; freed by
+    /// `client_close` or `client_abort` (each called at most once, by
+    /// `RawClient`).
+    #[derive(Debug)]
+    pub(crate) struct ClientPtr(std::ptr::NonNull<Client>);
+
+    // SAFETY: the C client's state is only ever touched on lwIP's tcpip
+    // thread (every function below marshals itself there and waits), so the
+    // handle may be used from any one thread at a time.
+    unsafe impl Send for ClientPtr {}
+
+    /// `TCPOOL_CLIENT_WOULD_BLOCK` in client.c.
+    pub(crate) const CLIENT_WOULD_BLOCK: c_long = -1;
+
     unsafe extern "C" {
+        fn tcpool_client_connect(port: u16, err: *mut c_int) -> *mut Client;
+        fn tcpool_client_local_port(c: *const Client) -> u16;
+        fn tcpool_client_send(c: *mut Client, data: *const u8, len: usize) -> c_long;
+        fn tcpool_client_recv(c: *mut Client, out: *mut u8, len: usize) -> c_long;
+        fn tcpool_client_shutdown_write(c: *mut Client) -> c_long;
+        fn tcpool_client_abort(c: *mut Client);
+        fn tcpool_client_close(c: *mut Client);
         fn tcpool_lwip_host_start() -> c_int;
         fn tcpool_lwip_host_abi() -> *const AbiEntry;
         fn tcpool_lwip_host_fd_set_image(fd: c_int, out: *mut c_uchar, len: usize) -> c_long;
+    }
+
+    pub(crate) fn client_connect(port: u16) -> Result<ClientPtr, i32> {
+        let mut err: c_int = 0;
+        // SAFETY: `err` is a valid place for the C side to write the error
+        // to; the result is a fresh allocation or null.
+        let c = unsafe { tcpool_client_connect(port, &mut err) };
+        std::ptr::NonNull::new(c).map(ClientPtr).ok_or(err)
+    }
+
+    pub(crate) fn client_local_port(c: &ClientPtr) -> u16 {
+        // SAFETY: `c` is a live client (not yet freed: freeing consumes
+        // the `RawClient` that owns it).
+        unsafe { tcpool_client_local_port(c.0.as_ptr()) }
+    }
+
+    pub(crate) fn client_send(c: &mut ClientPtr, data: &[u8]) -> c_long {
+        // SAFETY: `c` is live; `data` is valid for reads of its length for
+        // the whole call (the C side copies it before returning).
+        unsafe { tcpool_client_send(c.0.as_ptr(), data.as_ptr(), data.len()) }
+    }
+
+    pub(crate) fn client_recv(c: &mut ClientPtr, buf: &mut [u8]) -> c_long {
+        // SAFETY: `c` is live; `buf` is valid for writes of its length, and
+        // the C side writes at most that many bytes.
+        unsafe { tcpool_client_recv(c.0.as_ptr(), buf.as_mut_ptr(), buf.len()) }
+    }
+
+    pub(crate) fn client_shutdown_write(c: &mut ClientPtr) -> c_long {
+        // SAFETY: `c` is live.
+        unsafe { tcpool_client_shutdown_write(c.0.as_ptr()) }
+    }
+
+    /// Frees the client: called once, from `RawClient::drop`.
+    pub(crate) fn client_abort(c: &ClientPtr) {
+        // SAFETY: `c` is live, and this is the last use of it: the owning
+        // `RawClient` is being dropped.
+        unsafe { tcpool_client_abort(c.0.as_ptr()) }
+    }
+
+    /// Frees the client: called once, from `RawClient::close`, whose
+    /// `ManuallyDrop` keeps `client_abort` from running as well.
+    pub(crate) fn client_close(c: &ClientPtr) {
+        // SAFETY: `c` is live, and this is the last use of it (see above).
+        unsafe { tcpool_client_close(c.0.as_ptr()) }
     }
 
     pub(crate) fn start() -> c_int {

@@ -76,6 +76,28 @@ impl LwipStack {
         &self.config
     }
 
+    /// Changes the socket budget (see [`Config::socket_budget`]): for when
+    /// another part of the firmware takes lwIP sockets for a while, or gives
+    /// them back. Lowering it below [`sockets_in_use`](Self::sockets_in_use)
+    /// closes nothing; new sockets and accepts are refused with
+    /// [`Error::OutOfSockets`] until enough are closed.
+    ///
+    /// ```
+    /// use tcpool_lwip::{Config, LwipStack, SocketBudget};
+    ///
+    /// let mut stack = LwipStack::new(Config::new(SocketBudget::new(10)));
+    /// // An OTA update is about to open two sockets of its own.
+    /// stack.set_socket_budget(stack.config().socket_budget - 2);
+    /// assert_eq!(stack.config().socket_budget, 8);
+    /// ```
+    pub fn set_socket_budget(&mut self, sockets: usize) {
+        debug!(
+            "lwip socket budget: {} -> {}",
+            self.config.socket_budget, sockets
+        );
+        self.config.socket_budget = sockets;
+    }
+
     /// Sockets counted against the budget: open sockets handed out (and not
     /// yet closed) plus sockets in a lingering close.
     pub fn sockets_in_use(&self) -> usize {
