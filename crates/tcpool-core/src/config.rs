@@ -58,7 +58,10 @@ pub struct Config {
     pub linger: Duration,
     /// At most this many bytes are read from one connection per poll, so one
     /// fast client cannot starve the rest. `0` (the default) means the slot's
-    /// receive buffer size.
+    /// receive buffer size. A budget larger than the receive buffer lets a
+    /// busy connection go round again in the same poll (read, handler,
+    /// send) while the buffer keeps filling, the handler consumes it and the
+    /// output drains: fewer trips through the event loop for bulk transfers.
     pub read_budget: usize,
     /// At most this many connections from one IP address; more are refused.
     /// `None` (the default) means no limit.

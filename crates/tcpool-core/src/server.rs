@@ -476,7 +476,17 @@ where
     }
 
     /// Sends queued output until the stack takes no more.
+    #[inline]
     fn flush(&mut self, stack: &mut S, i: usize, now: Instant) -> Result<(), CloseReason> {
+        if self.slots[i].tx.is_empty() {
+            // The common case (every idle slot, twice per poll), answered
+            // without a call.
+            return Ok(());
+        }
+        self.send_queued(stack, i, now)
+    }
+
+    fn send_queued(&mut self, stack: &mut S, i: usize, now: Instant) -> Result<(), CloseReason> {
         let slot = &mut self.slots[i];
         let Some(mut socket) = slot.socket.take() else {
             return Ok(());
@@ -500,15 +510,19 @@ where
         result
     }
 
-    /// Reads what the budget allows into the receive buffer.
-    fn read(&mut self, stack: &mut S, i: usize, now: Instant) -> Result<(), CloseReason> {
-        let budget = match self.config.read_budget {
-            0 => RX,
-            b => b,
-        };
+    /// Reads at most `budget` bytes into the receive buffer. Returns how
+    /// many it read, and whether it stopped only because the buffer filled
+    /// (so the stack may hold more).
+    fn read(
+        &mut self,
+        stack: &mut S,
+        i: usize,
+        now: Instant,
+        budget: usize,
+    ) -> Result<(usize, bool), CloseReason> {
         let slot = &mut self.slots[i];
         let Some(mut socket) = slot.socket.take() else {
-            return Ok(());
+            return Ok((0, false));
         };
         let mut result = Ok(());
         let mut left = budget;
@@ -537,8 +551,9 @@ where
                 }
             }
         }
+        let filled = slot.state() == SlotState::Open && slot.rx.is_full() && left > 0;
         slot.socket = Some(socket);
-        result
+        result.map(|()| (budget - left, filled))
     }
 
     /// One slot's share of a poll.
@@ -563,32 +578,47 @@ where
             return self.continue_close(stack, i, reason, deadline, now);
         }
         self.flush(stack, i, now)?;
-        self.read(stack, i, now)?;
-        self.run_callbacks(i, now);
-        if self.slots[i].overflowed() {
-            let slot = &mut self.slots[i];
-            warning!(
-                "conn {}: a frame does not fit the {}-byte receive buffer",
-                slot.id,
-                RX
-            );
-            slot.request = Request::Close(CloseReason::RxOverflow);
-        }
-        if let Some(idle) = self.config.idle_timeout {
-            let slot = &mut self.slots[i];
-            if slot.request == Request::None
-                && now.saturating_duration_since(slot.last_activity) >= idle
-            {
-                slot.request = Request::Close(CloseReason::IdleTimeout);
+        let mut budget = match self.config.read_budget {
+            0 => RX,
+            b => b,
+        };
+        loop {
+            let (read, filled) = self.read(stack, i, now, budget)?;
+            budget -= read;
+            self.run_callbacks(i, now);
+            if self.slots[i].overflowed() {
+                let slot = &mut self.slots[i];
+                warning!(
+                    "conn {}: a frame does not fit the {}-byte receive buffer",
+                    slot.id,
+                    RX
+                );
+                slot.request = Request::Close(CloseReason::RxOverflow);
             }
-        }
-        match self.slots[i].request {
-            Request::None => self.flush(stack, i, now),
-            Request::Abort => Err(CloseReason::Aborted),
-            Request::Close(reason) => {
-                let linger = self.config.linger;
-                self.slots[i].begin_close(reason, now, linger);
-                self.continue_close(stack, i, reason, now + linger, now)
+            if let Some(idle) = self.config.idle_timeout {
+                let slot = &mut self.slots[i];
+                if slot.request == Request::None
+                    && now.saturating_duration_since(slot.last_activity) >= idle
+                {
+                    slot.request = Request::Close(CloseReason::IdleTimeout);
+                }
+            }
+            match self.slots[i].request {
+                Request::None => self.flush(stack, i, now)?,
+                Request::Abort => return Err(CloseReason::Aborted),
+                Request::Close(reason) => {
+                    let linger = self.config.linger;
+                    self.slots[i].begin_close(reason, now, linger);
+                    return self.continue_close(stack, i, reason, now + linger, now);
+                }
+            }
+            // A read budget larger than the receive buffer: read again while
+            // the buffer filled (the stack may hold more), the handler made
+            // room and the output drained, instead of waiting for the next
+            // poll (and the readiness check before it).
+            let slot = &self.slots[i];
+            if !(filled && budget > 0 && !slot.rx.is_full() && slot.tx.is_empty()) {
+                return Ok(());
             }
         }
     }

@@ -578,6 +578,41 @@ fn read_budget_limits_bytes_per_poll_and_asks_to_be_polled_again() {
 }
 
 #[test]
+fn default_read_budget_is_one_receive_buffer_per_poll() {
+    let (mut stack, mut server, client) = open_conn(Mode::Sink, Config::new());
+    client.send(&[1u8; 1000]);
+    server.poll(&mut stack, t(1));
+    assert_eq!(server.stats().bytes_in, 64);
+    settle(&mut server, &mut stack, t(1));
+    assert_eq!(server.stats().bytes_in, 1000);
+}
+
+#[test]
+fn read_budget_beyond_the_buffer_reads_again_in_the_same_poll() {
+    // 64-byte buffers, a 256-byte budget: four rounds of read, echo, send.
+    let config = Config::new().with_read_budget(256);
+    let (mut stack, mut server, client) = open_conn(Mode::Echo, config);
+    client.send(&[7u8; 1000]);
+    server.poll(&mut stack, t(1));
+    assert_eq!(server.stats().bytes_in, 256);
+    assert_eq!(server.stats().bytes_out, 256);
+    assert_eq!(client.recv_all(), [7u8; 256]);
+    settle(&mut server, &mut stack, t(1));
+    assert_eq!(server.stats().bytes_in, 1000);
+    assert_eq!(client.recv_all(), [7u8; 744]);
+}
+
+#[test]
+fn read_rounds_stop_while_the_handler_holds_input() {
+    // The handler consumes nothing: no room is made, so no second round.
+    let config = Config::new().with_read_budget(256);
+    let (mut stack, mut server, client) = open_conn(Mode::Hold, config);
+    client.send(&[1u8; 1000]);
+    server.poll(&mut stack, t(1));
+    assert_eq!(server.stats().bytes_in, 64);
+}
+
+#[test]
 fn closed_line_format_is_stable() {
     let (mut stack, mut server, client) = open_conn(Mode::Echo, Config::new());
     client.send(b"abc");
