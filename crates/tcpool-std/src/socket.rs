@@ -16,6 +16,9 @@ use std::os::fd::{AsFd, BorrowedFd};
 /// reset.
 pub struct TcpSocket {
     pub(crate) state: State,
+    /// A `receive` reported the end of the stream: the peer's FIN came, and
+    /// every byte before it has been read.
+    pub(crate) peer_finished: bool,
 }
 
 /// Where a socket is in its life. Every operation matches on this.
@@ -49,12 +52,14 @@ impl TcpSocket {
     pub(crate) fn new() -> Self {
         TcpSocket {
             state: State::Unbound,
+            peer_finished: false,
         }
     }
 
     pub(crate) fn connected(stream: TcpStream) -> Self {
         TcpSocket {
             state: State::Connected(stream),
+            peer_finished: false,
         }
     }
 

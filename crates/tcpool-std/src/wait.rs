@@ -6,7 +6,7 @@ use core::time::Duration;
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::io::Errno;
 use std::io;
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use tcpool_core::{Instant, Interest};
 
 impl StdStack {
@@ -28,6 +28,12 @@ impl StdStack {
     /// Lingering closes (see [`StdStack`]) are handled here: the wait also
     /// wakes for their input and timeouts, handles them, and goes back to
     /// sleep; they do not make it return.
+    ///
+    /// A socket waited on for input that has none when `wait` returns is
+    /// remembered: the next `receive` or `accept` on it returns `WouldBlock`
+    /// without a system call, once (the call after asks the kernel again).
+    /// This saves the server a system call per idle connection per poll;
+    /// input arriving in between is not lost, the next `wait` sees it.
     ///
     /// Errors are those of `poll(2)` itself (an interrupted call is resumed).
     ///
@@ -55,6 +61,7 @@ impl StdStack {
             .collect();
         // A deadline too far away to represent is no deadline.
         let deadline = deadline.and_then(|d| clock.to_std(d));
+        self.idle_set().clear();
         loop {
             let now = std::time::Instant::now();
             let lingering = self.lingering_set();
@@ -83,6 +90,16 @@ impl StdStack {
                 .iter()
                 .filter(|fd| !fd.revents().is_empty())
                 .count();
+            // What was waited on for input and has none: the next receive or
+            // accept on it can say so without asking the kernel (once).
+            let idle: Vec<std::os::fd::RawFd> = fds[..wanted.len()]
+                .iter()
+                .zip(&wanted)
+                .filter(|(fd, (_, events))| {
+                    events.contains(PollFlags::IN) && fd.revents().is_empty()
+                })
+                .map(|(_, (fd, _))| fd.as_raw_fd())
+                .collect();
             let lingering_ready: Vec<bool> = fds[wanted.len()..]
                 .iter()
                 .map(|fd| !fd.revents().is_empty())
@@ -90,6 +107,11 @@ impl StdStack {
             drop(fds);
             if lingering_ready.contains(&true) {
                 lingering.finish_ready(|i| lingering_ready[i]);
+            }
+            let known_idle = self.idle_set();
+            known_idle.clear();
+            for fd in idle {
+                known_idle.insert(fd);
             }
             if ready > 0 {
                 return Ok(ready);
