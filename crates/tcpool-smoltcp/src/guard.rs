@@ -10,10 +10,15 @@
 //! and sent through the transmit token paired with the receive token, so the
 //! guard stages small frames built with that token, and drops a staged frame
 //! that is a refusal RST for a held port instead of sending it.
+//!
+//! The guard also notes whether a received frame may carry a SYN, so that
+//! the stack looks for listeners that caught one only after such frames
+//! (a listening socket changes state on a SYN and on nothing else), not
+//! after every data segment.
 
 use core::cell::Cell;
 
-use smoltcp::phy::{Device, DeviceCapabilities, Medium, PacketMeta, TxToken};
+use smoltcp::phy::{Device, DeviceCapabilities, Medium, PacketMeta, RxToken, TxToken};
 use smoltcp::time::Instant as SmolInstant;
 
 /// The largest frame staged: a RST (TCP 20 bytes, no options) over IPv6
@@ -32,11 +37,13 @@ pub(crate) struct SynGuard<'d, D: Device, H: HoldPorts> {
     pub(crate) medium: Medium,
     pub(crate) hold: &'d H,
     pub(crate) held: &'d Cell<u32>,
+    /// Set when a received frame may carry a SYN.
+    pub(crate) syn: &'d Cell<bool>,
 }
 
 impl<'d, D: Device, H: HoldPorts> Device for SynGuard<'d, D, H> {
     type RxToken<'a>
-        = D::RxToken<'a>
+        = GuardRx<'a, D::RxToken<'a>>
     where
         Self: 'a;
     type TxToken<'a>
@@ -50,7 +57,11 @@ impl<'d, D: Device, H: HoldPorts> Device for SynGuard<'d, D, H> {
     ) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
         let (rx, tx) = self.inner.receive(timestamp)?;
         Some((
-            rx,
+            GuardRx {
+                inner: rx,
+                medium: self.medium,
+                syn: self.syn,
+            },
             GuardTx {
                 inner: tx,
                 medium: self.medium,
@@ -73,6 +84,32 @@ impl<'d, D: Device, H: HoldPorts> Device for SynGuard<'d, D, H> {
 
     fn capabilities(&self) -> DeviceCapabilities {
         self.inner.capabilities()
+    }
+}
+
+/// A receive token that notes whether its frame may carry a SYN.
+pub(crate) struct GuardRx<'a, T: RxToken> {
+    inner: T,
+    medium: Medium,
+    syn: &'a Cell<bool>,
+}
+
+impl<T: RxToken> RxToken for GuardRx<'_, T> {
+    fn consume<R, F>(self, f: F) -> R
+    where
+        F: FnOnce(&[u8]) -> R,
+    {
+        let (medium, syn) = (self.medium, self.syn);
+        self.inner.consume(|frame| {
+            if may_carry_syn(frame, medium) {
+                syn.set(true);
+            }
+            f(frame)
+        })
+    }
+
+    fn meta(&self) -> PacketMeta {
+        self.inner.meta()
     }
 }
 
@@ -140,6 +177,41 @@ pub(crate) fn refused_syn_port(frame: &[u8], medium: Medium) -> Option<u16> {
     refusal.then(|| u16::from_be_bytes([tcp[0], tcp[1]]))
 }
 
+/// False only for a frame that is certainly a whole TCP segment without
+/// SYN: an unfragmented IPv4 packet, or an IPv6 packet with no extension
+/// header, carrying TCP with the SYN flag clear. Anything else (other
+/// protocols, fragments, frames too short to tell) may be a SYN as far as
+/// the caller knows.
+pub(crate) fn may_carry_syn(frame: &[u8], medium: Medium) -> bool {
+    tcp_flags(frame, medium).is_none_or(|flags| flags & 0x02 != 0)
+}
+
+/// The TCP flags byte of a frame that is one whole TCP segment.
+fn tcp_flags(frame: &[u8], medium: Medium) -> Option<u8> {
+    let ip = match medium {
+        Medium::Ethernet => match u16::from_be_bytes([*frame.get(12)?, *frame.get(13)?]) {
+            0x0800 | 0x86dd => frame.get(14..)?,
+            _ => return None,
+        },
+        Medium::Ip => frame,
+        #[allow(unreachable_patterns)]
+        _ => return None,
+    };
+    let tcp = match ip.first()? >> 4 {
+        4 => {
+            // More fragments, or a fragment offset: part of a datagram.
+            let fragment = u16::from_be_bytes([*ip.get(6)?, *ip.get(7)?]) & 0x3fff;
+            if fragment != 0 || *ip.get(9)? != 6 {
+                return None;
+            }
+            ip.get(usize::from(ip[0] & 0x0f) * 4..)?
+        }
+        6 if *ip.get(6)? == 6 => ip.get(40..)?,
+        _ => return None,
+    };
+    tcp.get(13).copied()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,5 +244,43 @@ mod tests {
         assert_eq!(refused_syn_port(&eth, Medium::Ethernet), None);
         assert_eq!(refused_syn_port(&[], Medium::Ip), None);
         assert_eq!(refused_syn_port(&[0x45, 0, 0], Medium::Ip), None);
+    }
+
+    #[test]
+    fn only_whole_tcp_segments_without_syn_are_known_not_to_carry_one() {
+        const SYN: u8 = 0x02;
+        const ACK: u8 = 0x10;
+        assert!(may_carry_syn(&ipv4_tcp(SYN, 0), Medium::Ip));
+        assert!(may_carry_syn(&ipv4_tcp(SYN | ACK, 0), Medium::Ip));
+        assert!(!may_carry_syn(&ipv4_tcp(ACK, 1), Medium::Ip));
+        assert!(!may_carry_syn(&ipv4_tcp(0x14, 0), Medium::Ip)); // RST|ACK
+        // A fragment, a non-TCP packet, a truncated frame: cannot tell.
+        let mut fragment = ipv4_tcp(ACK, 1);
+        fragment[6] = 0x20; // more fragments
+        assert!(may_carry_syn(&fragment, Medium::Ip));
+        let mut udp = ipv4_tcp(ACK, 1);
+        udp[9] = 17;
+        assert!(may_carry_syn(&udp, Medium::Ip));
+        assert!(may_carry_syn(&ipv4_tcp(ACK, 1)[..30], Medium::Ip));
+        assert!(may_carry_syn(&[], Medium::Ip));
+        // IPv6 without extension headers, and over Ethernet.
+        let mut v6 = [0u8; 60];
+        v6[0] = 0x60;
+        v6[6] = 6;
+        v6[40 + 13] = ACK;
+        assert!(!may_carry_syn(&v6, Medium::Ip));
+        v6[40 + 13] = SYN;
+        assert!(may_carry_syn(&v6, Medium::Ip));
+        v6[6] = 0; // hop-by-hop options first
+        v6[40 + 13] = ACK;
+        assert!(may_carry_syn(&v6, Medium::Ip));
+        let mut eth = [0u8; 54];
+        eth[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+        eth[14..].copy_from_slice(&ipv4_tcp(ACK, 1));
+        assert!(!may_carry_syn(&eth, Medium::Ethernet));
+        eth[14 + 33] = SYN;
+        assert!(may_carry_syn(&eth, Medium::Ethernet));
+        eth[13] = 0x06; // ARP
+        assert!(may_carry_syn(&eth, Medium::Ethernet));
     }
 }

@@ -309,25 +309,29 @@ impl<'a, D: Device, const N: usize> Stack<'a, D, N> {
         let mut changed = false;
         self.iface.poll_maintenance(ts);
         // One packet at a time, so that a listener that caught a SYN is
-        // replaced (and a duplicate SYN undone) before the next packet.
+        // replaced (and a duplicate SYN undone) before the next packet. Only
+        // a SYN moves a listening socket, so frames the guard knows carry
+        // none (data and ACKs: nearly all of them) skip that search.
         let held = Cell::new(0u32);
+        let syn = Cell::new(false);
         loop {
             let mut device = SynGuard {
                 inner: &mut self.device,
                 medium: self.medium,
                 hold: &self.listeners,
                 held: &held,
+                syn: &syn,
             };
             match self
                 .iface
                 .poll_ingress_single(ts, &mut device, &mut self.sockets)
             {
                 PollIngressSingleResult::None => break,
-                PollIngressSingleResult::PacketProcessed => self.catch_syns(),
-                PollIngressSingleResult::SocketStateChanged => {
-                    changed = true;
-                    self.catch_syns();
-                }
+                PollIngressSingleResult::PacketProcessed => {}
+                PollIngressSingleResult::SocketStateChanged => changed = true,
+            }
+            if syn.take() {
+                self.catch_syns();
             }
         }
         if held.get() > 0 {
@@ -709,6 +713,12 @@ impl<'a, D: Device, const N: usize> Stack<'a, D, N> {
         let established_keep_alive = self.config.effective_keep_alive().map(to_smol_duration);
         for i in 0..N {
             let role = self.pool[i].role;
+            if matches!(
+                role,
+                Role::Free | Role::Reserved { .. } | Role::Listening { .. }
+            ) {
+                continue; // nothing to maintain: spare the socket lookup
+            }
             let s = tcp_socket(&mut self.sockets, self.pool[i].handle);
             let next = match role {
                 Role::Free | Role::Reserved { .. } | Role::Listening { .. } => None,

@@ -8,21 +8,21 @@
 //!   is served as soon as a slot frees;
 //! * 2,000 connect-send(8 bytes)-close cycles, every byte counted by the
 //!   handler;
-//! * 5 clients echoing a 1 MiB pattern each over a seeded lossy wire (1, 3
-//!   and 5 % loss plus as much reordering, and duplicates);
-//! * the pool's throughput against raw smoltcp sockets driven by hand, on the
-//!   same wire with the same transfer (printed; see
-//!   `pool_vs_raw_smoltcp_throughput`).
+//! * 5 clients echoing a 1 MiB pattern each over a perfect wire, and over a
+//!   seeded lossy wire (1, 3 and 5 % loss plus as much reordering, and
+//!   duplicates).
+//!
+//! The pool's speed against raw smoltcp sockets on the same transfer is a
+//! benchmark, not a test: `cargo bench --bench smoltcp` in the workspace root.
 
 mod common;
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::pattern;
 use embedded_nal::TcpClientStack;
-use tcpool_core::{CloseReason, Closed, Config, Conn, Handler, Instant, Server};
+use tcpool_core::{CloseReason, Closed, Config, Conn, Handler, Server};
 use tcpool_smoltcp::sim::{SimConfig, SimNet, SimStack, WireConfig};
 use tcpool_smoltcp::{Config as StackConfig, ListenConfig, TcpHandle};
 
@@ -370,7 +370,7 @@ fn two_thousand_connect_send_close_cycles_lose_nothing() {
     assert_eq!(net.client.pool_stats().free, 12);
 }
 
-/// Bytes per client of the lossy and throughput transfers.
+/// Bytes per client of the echo transfers.
 const LOSSY_BYTES: usize = 1024 * 1024;
 const CLIENTS: usize = 5;
 
@@ -392,13 +392,12 @@ fn sim_config(wire: WireConfig) -> SimConfig {
 
 /// `CLIENTS` clients each stream `len` bytes of their own pattern to the
 /// pool's echo server and read the echo back; then they close. Returns the
-/// simulated time the transfer took.
-fn pool_echo(wire: WireConfig, len: usize) -> (Duration, SimNet<12, 8>) {
+/// network, for its wire counters.
+fn pool_echo(wire: WireConfig, len: usize) -> SimNet<12, 8> {
     let mut net: SimNet<12, 8> = SimNet::new(sim_config(wire));
     let mut server: Srv<Echo, 12, CLIENTS, 8192, 8192> =
         Server::new(Echo::default(), Config::new());
     server.listen(&mut net.server, PORT).expect("listen");
-    let start = net.now();
     let mut clients: Vec<Client> = (0..CLIENTS)
         .map(|i| Client::start(&mut net, pattern(len, i as u8)))
         .collect();
@@ -418,7 +417,6 @@ fn pool_echo(wire: WireConfig, len: usize) -> (Duration, SimNet<12, 8>) {
     );
     let got: Vec<usize> = clients.iter().map(|c| c.got.len()).collect();
     assert!(ok, "transfer did not finish: {got:?}");
-    let elapsed = net.now().saturating_duration_since(start);
     for (i, c) in clients.iter().enumerate() {
         assert!(c.got == pattern(len, i as u8), "client {i}: echo differs");
     }
@@ -430,7 +428,7 @@ fn pool_echo(wire: WireConfig, len: usize) -> (Duration, SimNet<12, 8>) {
     assert!(h.closed.iter().all(|c| c.reason == CloseReason::PeerClosed
         && c.bytes_in == len as u64
         && c.bytes_out == len as u64));
-    (elapsed, net)
+    net
 }
 
 fn lossy(seed: u64, loss: f64) {
@@ -439,7 +437,7 @@ fn lossy(seed: u64, loss: f64) {
         capture: false,
         ..WireConfig::lossy(seed, loss)
     };
-    let (_, net) = pool_echo(wire, LOSSY_BYTES);
+    let net = pool_echo(wire, LOSSY_BYTES);
     let st = net.wire.stats();
     assert!(
         st.lost > 0 && st.reordered > 0 && st.duplicated > 0,
@@ -450,6 +448,17 @@ fn lossy(seed: u64, loss: f64) {
         LOSSY_BYTES / 1024,
         loss * 100.0
     );
+}
+
+#[test]
+fn five_clients_echo_a_pattern_over_a_perfect_wire() {
+    let wire = WireConfig {
+        capture: false,
+        ..WireConfig::new()
+    };
+    let net = pool_echo(wire, LOSSY_BYTES);
+    let st = net.wire.stats();
+    assert_eq!((st.lost, st.reordered, st.duplicated), (0, 0, 0));
 }
 
 #[test]
@@ -465,217 +474,4 @@ fn five_clients_echo_a_pattern_over_3_percent_loss() {
 #[test]
 fn five_clients_echo_a_pattern_over_5_percent_loss() {
     lossy(13, 0.05);
-}
-
-// ------------------------------------------------------------- throughput
-
-mod raw {
-    //! The same transfer with raw smoltcp sockets on the server side: one
-    //! socket per client listening on the port, echo driven by hand.
-
-    use super::*;
-    use smoltcp::iface::{Config as IfaceConfig, Interface, SocketHandle, SocketSet};
-    use smoltcp::socket::tcp;
-    use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
-    use tcpool_smoltcp::Stack;
-    use tcpool_smoltcp::sim::{SimDevice, Wire};
-
-    fn iface(device: &mut SimDevice, ip: [u8; 4], seed: u64) -> Interface {
-        let mut config = IfaceConfig::new(HardwareAddress::Ip);
-        config.random_seed = seed;
-        let mut iface = Interface::new(config, device, smoltcp::time::Instant::ZERO);
-        iface.update_ip_addrs(|a| {
-            a.push(IpCidr::new(IpAddress::v4(ip[0], ip[1], ip[2], ip[3]), 24))
-                .unwrap()
-        });
-        iface
-    }
-
-    fn smol(t: Instant) -> smoltcp::time::Instant {
-        smoltcp::time::Instant::from_millis(t.as_millis() as i64)
-    }
-
-    /// Returns the simulated time the transfer took.
-    pub fn echo(wire: WireConfig, len: usize) -> Duration {
-        let (wire, mut a, mut b) = Wire::new(wire);
-        let (rx, tx) = sim_config(wire.config()).server_buffers;
-
-        // Server: raw smoltcp.
-        let mut siface = iface(&mut a, [10, 0, 0, 1], wire.config().seed ^ 0x5e5e);
-        let mut sset = SocketSet::new(Vec::new());
-        let handles: Vec<SocketHandle> = (0..CLIENTS)
-            .map(|_| {
-                let mut s = tcp::Socket::new(
-                    tcp::SocketBuffer::new(vec![0; rx]),
-                    tcp::SocketBuffer::new(vec![0; tx]),
-                );
-                s.set_nagle_enabled(false);
-                s.listen(PORT).unwrap();
-                sset.add(s)
-            })
-            .collect();
-
-        // Clients: the same client stack as the pool test.
-        let (crx, ctx) = sim_config(wire.config()).client_buffers;
-        let ciface = iface(&mut b, [10, 0, 0, 2], wire.config().seed ^ 0xc1c1);
-        let mut cset = SocketSet::new(Vec::new());
-        let chandles: [SocketHandle; 8] = core::array::from_fn(|_| {
-            cset.add(tcp::Socket::new(
-                tcp::SocketBuffer::new(vec![0; crx]),
-                tcp::SocketBuffer::new(vec![0; ctx]),
-            ))
-        });
-        let mut client: Stack<'static, SimDevice, 8> =
-            Stack::from_socket_set(ciface, b, cset, chandles, StackConfig::new());
-        let server_addr: SocketAddr = ([10, 0, 0, 1], PORT).into();
-
-        let mut now = Instant::ZERO;
-        let mut clients: Vec<Client> = Vec::new();
-        for i in 0..CLIENTS {
-            let mut sock = client.socket().unwrap();
-            let _ = client.connect(&mut sock, server_addr);
-            clients.push(Client {
-                sock: Some(sock),
-                established: false,
-                out: pattern(len, i as u8),
-                sent: 0,
-                got: Vec::new(),
-                eof: false,
-            });
-        }
-        let mut chunk = vec![0u8; 8192];
-        let limit = Instant::from_millis(3_600_000);
-        loop {
-            // Server side: echo what fits.
-            for _ in 0..64 {
-                let a = siface.poll(smol(now), &mut a, &mut sset)
-                    == smoltcp::iface::PollResult::SocketStateChanged;
-                let b = client.poll(now);
-                let mut moved = false;
-                for &h in &handles {
-                    let s = sset.get_mut::<tcp::Socket>(h);
-                    while s.can_recv() && s.can_send() {
-                        let room = (s.send_capacity() - s.send_queue()).min(chunk.len());
-                        let n = s.recv_slice(&mut chunk[..room]).unwrap_or(0);
-                        if n == 0 {
-                            break;
-                        }
-                        s.send_slice(&chunk[..n]).unwrap();
-                        moved = true;
-                    }
-                    if s.state() == tcp::State::CloseWait && s.send_queue() == 0 {
-                        s.close();
-                    }
-                }
-                if !(a || b || moved) {
-                    break;
-                }
-            }
-            // Clients, exactly as in the pool test.
-            for c in clients.iter_mut() {
-                pump_raw(c, &mut client, server_addr);
-                if c.got.len() == len
-                    && let Some(sock) = c.sock.take()
-                {
-                    client.close(sock).unwrap();
-                }
-            }
-            if clients.iter().all(|c| c.sock.is_none()) {
-                break;
-            }
-            assert!(now < limit, "raw transfer did not finish");
-            // Next event, at least 1 ms ahead (as `SimNet::step`).
-            let next = [
-                wire.next_arrival(),
-                siface
-                    .poll_at(smol(now), &sset)
-                    .map(|t| Instant::from_millis((t.total_micros().max(0) as u64).div_ceil(1000))),
-                client.poll_at(now),
-            ]
-            .into_iter()
-            .flatten()
-            .min();
-            let earliest = now + Duration::from_millis(1);
-            now = next.map_or(earliest, |t| t.max(earliest));
-        }
-        for (i, c) in clients.iter().enumerate() {
-            assert!(
-                c.got == pattern(len, i as u8),
-                "raw client {i}: echo differs"
-            );
-        }
-        now.saturating_duration_since(Instant::ZERO)
-    }
-
-    fn pump_raw(c: &mut Client, client: &mut Stack<'static, SimDevice, 8>, addr: SocketAddr) {
-        let Some(sock) = c.sock.as_mut() else {
-            return;
-        };
-        if !c.established {
-            match client.connect(sock, addr) {
-                Ok(()) => c.established = true,
-                Err(nb::Error::WouldBlock) => return,
-                Err(nb::Error::Other(e)) => panic!("connect: {e}"),
-            }
-        }
-        while c.sent < c.out.len() {
-            match client.send(sock, &c.out[c.sent..]) {
-                Ok(n) => c.sent += n,
-                Err(nb::Error::WouldBlock) => break,
-                Err(nb::Error::Other(e)) => panic!("send: {e}"),
-            }
-        }
-        let mut buf = [0u8; 4096];
-        loop {
-            match client.receive(sock, &mut buf) {
-                Ok(0) => break,
-                Ok(n) => c.got.extend_from_slice(&buf[..n]),
-                Err(nb::Error::WouldBlock) => break,
-                Err(nb::Error::Other(e)) => panic!("receive: {e}"),
-            }
-        }
-    }
-}
-
-/// Prints the throughput of the pool server over smoltcp against raw smoltcp
-/// sockets driven by hand: the same wire (perfect, 1 ms latency), the same
-/// 5 clients on the same client stack, the same bytes. Wall-clock MB/s is
-/// what the host CPU achieves for the whole simulation (both stacks and the
-/// wire), simulated MB/s is what TCP achieves on the simulated clock.
-/// Run with `--nocapture` to see the figures (`--release` for figures
-/// closer to firmware, where the code is optimized).
-#[test]
-fn pool_vs_raw_smoltcp_throughput() {
-    let len = 2 * 1024 * 1024;
-    let total = (2 * CLIENTS * len) as f64 / 1e6;
-    let wire = WireConfig {
-        capture: false,
-        ..WireConfig::new()
-    };
-    let t = std::time::Instant::now();
-    let raw_sim = raw::echo(wire, len);
-    let raw_wall = t.elapsed();
-    let t = std::time::Instant::now();
-    let (pool_sim, _) = pool_echo(wire, len);
-    let pool_wall = t.elapsed();
-    let mbps = |d: Duration| total / d.as_secs_f64();
-    println!(
-        "throughput, {CLIENTS} clients x {} MiB echoed ({total:.1} MB through the server):",
-        len / (1024 * 1024)
-    );
-    println!(
-        "  raw smoltcp: {:8.1} MB/s wall, {:6.1} MB/s simulated",
-        mbps(raw_wall),
-        mbps(raw_sim)
-    );
-    println!(
-        "  tcpool pool: {:8.1} MB/s wall, {:6.1} MB/s simulated",
-        mbps(pool_wall),
-        mbps(pool_sim)
-    );
-    println!(
-        "  pool / raw:  {:8.2} wall, {:6.2} simulated",
-        raw_wall.as_secs_f64() / pool_wall.as_secs_f64(),
-        raw_sim.as_secs_f64() / pool_sim.as_secs_f64()
-    );
 }
