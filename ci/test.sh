@@ -55,6 +55,12 @@ stage tap
 # rather than skip when it cannot run).
 cargo test -p tcpool-smoltcp --features tap --test tap --locked
 
+stage bench
+# Every criterion benchmark builds (release) and runs each case once in test
+# mode: the benchmarks stay runnable. Figures come from a full `cargo bench`
+# (BENCHMARKS.md), never from CI.
+cargo bench --locked -p tcpool --benches -- --test
+
 stage doc
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked
 

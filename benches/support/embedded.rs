@@ -1,0 +1,224 @@
+//! Shared by the `core`, `smoltcp` and `lwip` benches: the echo handler, a
+//! seeded generator for test data, a record of criterion's own samples, and
+//! the interleaved runs behind the ratio line each transfer bench prints
+//! after criterion's run.
+//!
+//! Included by each bench with `#[path = "support/embedded.rs"] mod support;`.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tcpool_core::{Conn, Handler};
+
+/// Sample size of every group of these benches (criterion's minimum is 10).
+pub const SAMPLE_SIZE: usize = 10;
+
+/// The echo application: everything received is written back; what does not
+/// fit the transmit buffer stays in the receive buffer until output drains.
+pub struct Echo;
+
+impl Handler for Echo {
+    type State = ();
+
+    fn on_open(&mut self, _conn: &mut Conn<'_>) {}
+
+    fn on_data(&mut self, conn: &mut Conn<'_>, _state: &mut (), data: &[u8]) -> usize {
+        conn.write(data)
+    }
+}
+
+/// A seeded generator (SplitMix64): the same data on every run and machine.
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator seeded with `seed`.
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A uniform integer in `lo..=hi`.
+    pub fn range(&mut self, lo: usize, hi: usize) -> usize {
+        lo + (self.next_u64() % (hi - lo + 1) as u64) as usize
+    }
+}
+
+/// `len` bytes of seeded noise: what a client sends and expects back.
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut rng = Rng::new(seed);
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        out.extend_from_slice(&rng.next_u64().to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// How the bench binary was started, decided from the arguments as
+/// criterion decides it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `cargo bench`: measure.
+    Bench,
+    /// `cargo bench -- --test` or `cargo test --benches`: run each once.
+    Test,
+    /// `--list`, `--profile-time` or `--quick`: no samples to make ratios
+    /// from.
+    Other,
+}
+
+/// The mode of this run.
+pub fn mode() -> Mode {
+    let has = |flag: &str| std::env::args().any(|a| a == flag);
+    if has("--list") || has("--profile-time") || has("--quick") {
+        Mode::Other
+    } else if has("--test") || !has("--bench") {
+        Mode::Test
+    } else {
+        Mode::Bench
+    }
+}
+
+/// Every `iter_custom` call of every benchmark: id → `(iterations, time)`.
+static SAMPLES: Mutex<BTreeMap<String, Vec<(u64, Duration)>>> = Mutex::new(BTreeMap::new());
+
+/// Records one criterion sample of benchmark `id` (`"group/function"`, as
+/// criterion names it) and hands the time back, for use as the body of
+/// `iter_custom`: `b.iter_custom(|iters| record(id, iters, run(iters)))`.
+pub fn record(id: &str, iters: u64, elapsed: Duration) -> Duration {
+    let mut samples = SAMPLES.lock().unwrap_or_else(|p| p.into_inner());
+    samples
+        .entry(id.to_owned())
+        .or_default()
+        .push((iters, elapsed));
+    elapsed
+}
+
+/// The median time per iteration of benchmark `id` over criterion's
+/// samples: criterion first calls the routine for its warm-up, then exactly
+/// [`SAMPLE_SIZE`] times for its samples, so those are the last ones
+/// recorded. `None` if the benchmark did not run (filtered out, or a
+/// `--test` run).
+pub fn measured(id: &str) -> Option<Duration> {
+    let samples = SAMPLES.lock().unwrap_or_else(|p| p.into_inner());
+    let all = samples.get(id)?;
+    if all.len() <= SAMPLE_SIZE {
+        return None; // a --test run (one call), or no warm-up: not a measurement
+    }
+    let mut per_iter: Vec<Duration> = all[all.len() - SAMPLE_SIZE..]
+        .iter()
+        .map(|&(iters, t)| t / u32::try_from(iters.max(1)).unwrap_or(u32::MAX))
+        .collect();
+    per_iter.sort();
+    let mid = per_iter.len() / 2;
+    Some(if per_iter.len().is_multiple_of(2) {
+        (per_iter[mid - 1] + per_iter[mid]) / 2
+    } else {
+        per_iter[mid]
+    })
+}
+
+/// Times of the pool and its peer run alternately, in pairs.
+#[derive(Debug, Clone)]
+pub struct Pairs {
+    /// `(pool, peer)` time of each pair.
+    pub times: Vec<(Duration, Duration)>,
+}
+
+impl Pairs {
+    /// Runs `pool` and `peer` alternately `pairs` times, each returning the
+    /// time of its own measured work, and swaps who goes first every other
+    /// pair: a pair shares the machine's conditions of the moment, so its
+    /// ratio is robust to load that comes and goes (other processes on the
+    /// same cores), unlike two measurements taken one after the other.
+    pub fn run(
+        pairs: usize,
+        mut pool: impl FnMut() -> Duration,
+        mut peer: impl FnMut() -> Duration,
+    ) -> Pairs {
+        let times = (0..pairs)
+            .map(|i| {
+                if i.is_multiple_of(2) {
+                    let p = pool();
+                    (p, peer())
+                } else {
+                    let r = peer();
+                    (pool(), r)
+                }
+            })
+            .collect();
+        Pairs { times }
+    }
+
+    /// The pool's throughput over the peer's in each pair, sorted.
+    fn ratios(&self) -> Vec<f64> {
+        let mut r: Vec<f64> = self
+            .times
+            .iter()
+            .map(|(pool, peer)| peer.as_secs_f64() / pool.as_secs_f64())
+            .collect();
+        r.sort_by(f64::total_cmp);
+        r
+    }
+}
+
+/// The value at quantile `q` of sorted `v`.
+fn quantile(v: &[f64], q: f64) -> f64 {
+    v[((v.len() - 1) as f64 * q).round() as usize]
+}
+
+/// Prints the ratio line of `group`: the pool's throughput over the peer's.
+///
+/// The figure is the median of the pair ratios of `pairs` (a run after
+/// criterion's, see [`Pairs::run`]), with their quartiles. Beside it, two
+/// other estimates of the same ratio: the peer's fastest run over the pool's
+/// fastest (noise only ever slows a run down, so for CPU-bound work the
+/// fastest run is the best estimate of the undisturbed time; it is unstable
+/// where the time itself is bimodal, as lwIP's thread hand-offs are on a
+/// virtual machine), and the ratio of criterion's medians for the two
+/// functions (measured a while apart, so it moves most with the machine's
+/// load). In test mode nothing was measured and the line says so.
+pub fn print_ratio(group: &str, pool: &str, peer: &str, pairs: Option<&Pairs>) {
+    let name = format!("ratio {group} {pool}/{peer}");
+    match mode() {
+        Mode::Bench => {}
+        Mode::Test => return println!("{name}: skipped (test mode, nothing measured)"),
+        Mode::Other => return println!("{name}: skipped (no measurement in this mode)"),
+    }
+    let criterion = match (
+        measured(&format!("{group}/{pool}")),
+        measured(&format!("{group}/{peer}")),
+    ) {
+        (Some(p), Some(r)) => format!(
+            "criterion medians {p:.2?} / {r:.2?}: {:.3}",
+            r.as_secs_f64() / p.as_secs_f64()
+        ),
+        _ => "criterion: one side did not run".to_owned(),
+    };
+    let Some(pairs) = pairs.filter(|p| !p.times.is_empty()) else {
+        return println!("{name}: skipped (no interleaved run; {criterion})");
+    };
+    let fastest = |side: fn(&(Duration, Duration)) -> Duration| {
+        pairs.times.iter().map(side).min().unwrap_or_default()
+    };
+    let (p, r) = (fastest(|t| t.0), fastest(|t| t.1));
+    let ratios = pairs.ratios();
+    println!(
+        "{name} = {:.3}  (median of {} interleaved pairs, quartiles {:.3}..{:.3}; \
+         fastest runs {p:.2?} / {r:.2?}: {:.3}; {criterion}; target >= 0.95)",
+        quantile(&ratios, 0.5),
+        ratios.len(),
+        quantile(&ratios, 0.25),
+        quantile(&ratios, 0.75),
+        r.as_secs_f64() / p.as_secs_f64(),
+    );
+}
