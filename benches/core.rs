@@ -34,7 +34,7 @@ use tcpool_core::{Config, Instant, Server};
 #[allow(dead_code, reason = "the ratio helpers serve the transfer benches")]
 mod support;
 
-use support::{Echo, Mode, Rng, SAMPLE_SIZE, measured, mode, record};
+use support::{Echo, Mode, Rng, measured, mode, record};
 
 const PORT: u16 = 7000;
 
@@ -339,12 +339,7 @@ mod group {
 
     criterion_group! {
         name = benches;
-        // Plots are off: drawing them took half of the run's time.
-        config = Criterion::default()
-            .without_plots()
-            .sample_size(SAMPLE_SIZE)
-            .warm_up_time(Duration::from_secs(2))
-            .measurement_time(Duration::from_secs(5));
+        config = support::criterion(Duration::from_secs(2), Duration::from_secs(5));
         targets = poll_idle, framing
     }
 }

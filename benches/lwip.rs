@@ -55,7 +55,7 @@ use tcpool_lwip::{Config, LwipStack, Socket, SocketBudget};
 #[allow(dead_code, reason = "each bench uses part of the shared support")]
 mod support;
 
-use support::{Echo, Pairs, SAMPLE_SIZE, measured, pattern, print_ratio, record};
+use support::{Echo, Pairs, measured, pattern, print_ratio, record};
 
 const CLIENTS: usize = 3;
 /// Bytes each client sends and reads back per iteration.
@@ -475,12 +475,7 @@ mod group {
 
     criterion_group! {
         name = benches;
-        // Plots are off: drawing them took half of the run's time.
-        config = Criterion::default()
-            .without_plots()
-            .sample_size(SAMPLE_SIZE)
-            .warm_up_time(Duration::from_secs(2))
-            .measurement_time(Duration::from_secs(10));
+        config = support::criterion(Duration::from_secs(2), Duration::from_secs(10));
         targets = lwip_transfer
     }
 }

@@ -44,7 +44,7 @@ use tcpool_smoltcp::{Config as StackConfig, ListenConfig, TcpHandle};
 #[allow(dead_code, reason = "each bench uses part of the shared support")]
 mod support;
 
-use support::{Echo, Pairs, SAMPLE_SIZE, measured, pattern, print_ratio, record};
+use support::{Echo, Pairs, measured, pattern, print_ratio, record};
 
 const PORT: u16 = 7;
 const CLIENTS: usize = 5;
@@ -426,12 +426,7 @@ mod group {
 
     criterion_group! {
         name = benches;
-        // Plots are off: drawing them took half of the run's time.
-        config = Criterion::default()
-            .without_plots()
-            .sample_size(SAMPLE_SIZE)
-            .warm_up_time(Duration::from_secs(3))
-            .measurement_time(Duration::from_secs(12));
+        config = support::criterion(Duration::from_secs(3), Duration::from_secs(12));
         targets = smoltcp_transfer
     }
 }

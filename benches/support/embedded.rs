@@ -14,6 +14,17 @@ use tcpool_core::{Conn, Handler};
 /// Sample size of every group of these benches (criterion's minimum is 10).
 pub const SAMPLE_SIZE: usize = 10;
 
+/// The criterion configuration of these benches: [`SAMPLE_SIZE`] samples,
+/// the given warm-up and measurement times, and no plots (drawing them took
+/// half of a run's time).
+pub fn criterion(warm_up: Duration, measurement: Duration) -> criterion::Criterion {
+    criterion::Criterion::default()
+        .without_plots()
+        .sample_size(SAMPLE_SIZE)
+        .warm_up_time(warm_up)
+        .measurement_time(measurement)
+}
+
 /// The echo application: everything received is written back; what does not
 /// fit the transmit buffer stays in the receive buffer until output drains.
 pub struct Echo;
