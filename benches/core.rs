@@ -25,7 +25,6 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant as WallClock};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
-use embedded_nal::TcpFullStack;
 use tcpool_core::framing::{self, Lines, Prefix};
 use tcpool_core::mock::{MockClient, MockConfig, MockStack};
 use tcpool_core::{Config, Instant, Server};
@@ -251,7 +250,8 @@ fn framing(c: &mut Criterion) {
 
 /// `size_of` of a server over stack `S`, and its bytes per slot beyond the
 /// buffers.
-fn sizes<S: TcpFullStack, const N: usize, const RX: usize, const TX: usize>() -> (usize, usize) {
+fn sizes<S: tcpool_core::Backend, const N: usize, const RX: usize, const TX: usize>()
+-> (usize, usize) {
     (
         core::mem::size_of::<Server<S, Echo, N, RX, TX>>(),
         Server::<S, Echo, N, RX, TX>::SLOT_BYTES - RX - TX,

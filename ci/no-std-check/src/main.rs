@@ -57,6 +57,15 @@ impl embedded_nal::TcpFullStack for NoSockets {
     }
 }
 
+impl tcpool_core::Backend for NoSockets {
+    fn abort(&mut self, _: ()) -> Result<(), Never> {
+        Ok(())
+    }
+    fn local_addr(&self, _: &()) -> Option<SocketAddr> {
+        None
+    }
+}
+
 struct Echo;
 
 impl Handler for Echo {

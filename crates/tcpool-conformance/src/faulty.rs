@@ -331,6 +331,17 @@ impl<S: TcpClientStack> TcpClientStack for FaultyStack<S> {
     }
 }
 
+impl<S: tcpool_core::Backend> tcpool_core::Backend for FaultyStack<S> {
+    fn abort(&mut self, socket: S::TcpSocket) -> Result<(), Self::Error> {
+        self.open = self.open.saturating_sub(1);
+        self.inner.abort(socket).map_err(FaultError::Stack)
+    }
+
+    fn local_addr(&self, socket: &S::TcpSocket) -> Option<SocketAddr> {
+        self.inner.local_addr(socket)
+    }
+}
+
 impl<S: TcpFullStack> TcpFullStack for FaultyStack<S> {
     fn bind(&mut self, socket: &mut S::TcpSocket, port: u16) -> Result<(), Self::Error> {
         self.inner.bind(socket, port).map_err(FaultError::Stack)

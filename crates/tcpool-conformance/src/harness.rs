@@ -30,7 +30,7 @@ pub trait Drive<S: TcpFullStack> {
 
 impl<S, H, const N: usize, const RX: usize, const TX: usize> Drive<S> for Server<S, H, N, RX, TX>
 where
-    S: TcpFullStack,
+    S: tcpool_core::Backend,
     H: Handler,
 {
     fn poll(&mut self, stack: &mut S, now: Instant) -> bool {
@@ -191,7 +191,7 @@ impl TransferSize {
 /// established report no progress (`Ok(0)`, [`Recv::WouldBlock`]).
 pub trait Harness: Sized {
     /// The server-side stack.
-    type Stack: TcpFullStack;
+    type Stack: tcpool_core::Backend;
     /// One client connection.
     type Client;
 

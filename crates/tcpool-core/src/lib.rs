@@ -19,6 +19,7 @@ extern crate std;
 
 mod fmt;
 
+pub mod backend;
 mod buffer;
 pub mod config;
 pub mod error;
@@ -32,6 +33,7 @@ pub mod slot;
 pub mod stats;
 pub mod time;
 
+pub use backend::{Backend, Wait};
 pub use config::{Config, WhenFull};
 pub use error::{FrameError, ListenError, WriteError};
 pub use handler::{CloseReason, Closed, Conn, ConnId, Handler};

@@ -131,6 +131,9 @@ impl Default for MockStack {
 /// The address every mock client connects from.
 pub const CLIENT_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
 
+/// The address the mock server's sockets are bound to.
+pub const SERVER_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+
 impl MockStack {
     /// A network with the default [`MockConfig`].
     pub fn new() -> Self {
@@ -394,6 +397,33 @@ impl TcpClientStack for MockStack {
             SockState::Fresh => {}
         }
         Ok(())
+    }
+}
+
+impl crate::Backend for MockStack {
+    /// Resets the connection: the client sees a reset, buffered data in
+    /// both directions is lost.
+    fn abort(&mut self, socket: MockSocket) -> Result<(), MockError> {
+        if let SockState::Conn(i) = socket.0 {
+            let mut net = self.net.borrow_mut();
+            net.sockets = net.sockets.saturating_sub(1);
+            let p = &mut net.pipes[i];
+            p.server_closed = true;
+            p.server_reset = true;
+            p.to_server.clear();
+            p.to_client.clear();
+            return Ok(());
+        }
+        self.close(socket)
+    }
+
+    fn local_addr(&self, socket: &MockSocket) -> Option<SocketAddr> {
+        match socket.0 {
+            SockState::Listening(port) | SockState::Bound(port) => {
+                Some(SocketAddr::new(SERVER_IP, port))
+            }
+            _ => None,
+        }
     }
 }
 

@@ -3,7 +3,9 @@
 use core::net::SocketAddr;
 use core::time::Duration;
 
-use embedded_nal::{TcpError, TcpErrorKind, TcpFullStack};
+use embedded_nal::{TcpError, TcpErrorKind};
+
+use crate::backend::Backend;
 
 use crate::config::{Config, WhenFull};
 use crate::error::ListenError;
@@ -57,7 +59,7 @@ use crate::time::Instant;
 /// ```
 pub struct Server<S, H, const N: usize = 4, const RX: usize = 1024, const TX: usize = 1024>
 where
-    S: TcpFullStack,
+    S: Backend,
     H: Handler,
 {
     handler: H,
@@ -81,7 +83,7 @@ fn reason_for<E: TcpError>(e: &E) -> CloseReason {
 
 impl<S, H, const N: usize, const RX: usize, const TX: usize> Server<S, H, N, RX, TX>
 where
-    S: TcpFullStack,
+    S: Backend,
     H: Handler,
 {
     const SIZES_OK: () = {
@@ -463,8 +465,14 @@ where
             closed_at: now,
         };
         let (socket, state) = slot.release();
+        let reset = matches!(reason, CloseReason::Aborted | CloseReason::Evicted);
         if let Some(socket) = socket
-            && stack.close(socket).is_err()
+            && if reset {
+                stack.abort(socket)
+            } else {
+                stack.close(socket)
+            }
+            .is_err()
         {
             bump(&mut self.stats.close_errors);
         }

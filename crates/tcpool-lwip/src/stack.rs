@@ -420,6 +420,33 @@ impl TcpClientStack for LwipStack {
     }
 }
 
+impl tcpool_core::Backend for LwipStack {
+    /// [`LwipStack::abort`]: `SO_LINGER` 0, then close.
+    fn abort(&mut self, socket: Socket) -> Result<(), Error> {
+        LwipStack::abort(self, socket)
+    }
+
+    fn local_addr(&self, socket: &Socket) -> Option<core::net::SocketAddr> {
+        socket.local_addr().ok()
+    }
+}
+
+impl tcpool_core::Wait for LwipStack {
+    /// [`LwipStack::wait`] with the time left until `deadline`.
+    fn wait<'s, I>(
+        &mut self,
+        interests: I,
+        deadline: Option<tcpool_core::Instant>,
+        now: tcpool_core::Instant,
+    ) -> Result<usize, Error>
+    where
+        I: IntoIterator<Item = (&'s Socket, Interest)>,
+    {
+        let timeout = deadline.map(|d| d.saturating_duration_since(now));
+        LwipStack::wait(self, interests, timeout)
+    }
+}
+
 impl TcpFullStack for LwipStack {
     /// Creates the lwIP socket (family of [`Config::bind_address`]), sets
     /// `SO_REUSEADDR` if configured, and binds it.

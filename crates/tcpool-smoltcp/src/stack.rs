@@ -1070,6 +1070,17 @@ impl<D: Device, const N: usize> embedded_nal::TcpClientStack for Stack<'_, D, N>
     }
 }
 
+impl<D: Device, const N: usize> tcpool_core::Backend for Stack<'_, D, N> {
+    /// [`Stack::abort`]: the peer gets a reset.
+    fn abort(&mut self, socket: TcpHandle) -> Result<(), Error> {
+        Stack::abort(self, socket)
+    }
+
+    fn local_addr(&self, socket: &TcpHandle) -> Option<SocketAddr> {
+        Stack::local_addr(self, socket)
+    }
+}
+
 impl<D: Device, const N: usize> embedded_nal::TcpFullStack for Stack<'_, D, N> {
     /// Set the local port of a socket from `socket()` (before `listen` or
     /// `connect`).

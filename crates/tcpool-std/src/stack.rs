@@ -345,6 +345,17 @@ fn in_progress(e: &io::Error) -> bool {
         || rustix::io::Errno::from_io_error(e) == Some(rustix::io::Errno::INPROGRESS)
 }
 
+impl tcpool_core::Backend for StdStack {
+    /// [`StdStack::abort`]: `SO_LINGER` 0, so the peer gets a reset.
+    fn abort(&mut self, socket: TcpSocket) -> Result<(), Error> {
+        StdStack::abort(self, socket)
+    }
+
+    fn local_addr(&self, socket: &TcpSocket) -> Option<SocketAddr> {
+        socket.local_addr().ok()
+    }
+}
+
 impl TcpFullStack for StdStack {
     fn bind(&mut self, socket: &mut TcpSocket, local_port: u16) -> Result<(), Error> {
         if !matches!(socket.state, State::Unbound) {

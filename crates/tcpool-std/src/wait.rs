@@ -55,12 +55,20 @@ impl StdStack {
         deadline: Option<Instant>,
         clock: &StdClock,
     ) -> io::Result<usize> {
+        // A deadline too far away to represent is no deadline.
+        self.wait_until(interests, deadline.and_then(|d| clock.to_std(d)))
+    }
+
+    /// [`wait`](Self::wait) with the deadline on the host's clock.
+    fn wait_until<'a>(
+        &mut self,
+        interests: impl IntoIterator<Item = (&'a TcpSocket, Interest)>,
+        deadline: Option<std::time::Instant>,
+    ) -> io::Result<usize> {
         let wanted: Vec<(BorrowedFd<'a>, PollFlags)> = interests
             .into_iter()
             .filter_map(|(socket, interest)| Some((socket.as_fd()?, flags(interest)?)))
             .collect();
-        // A deadline too far away to represent is no deadline.
-        let deadline = deadline.and_then(|d| clock.to_std(d));
         self.idle_set().clear();
         loop {
             let now = std::time::Instant::now();
@@ -120,6 +128,25 @@ impl StdStack {
                 return Ok(0);
             }
         }
+    }
+}
+
+impl tcpool_core::Wait for StdStack {
+    /// [`StdStack::wait`], for a deadline `deadline - now` from the moment
+    /// of the call (`now` is read from the same clock as `deadline`, rounded
+    /// down, so the deadline has passed on that clock when this returns 0).
+    fn wait<'s, I>(
+        &mut self,
+        interests: I,
+        deadline: Option<Instant>,
+        now: Instant,
+    ) -> Result<usize, crate::Error>
+    where
+        I: IntoIterator<Item = (&'s TcpSocket, Interest)>,
+    {
+        let deadline = deadline
+            .and_then(|d| std::time::Instant::now().checked_add(d.saturating_duration_since(now)));
+        Ok(self.wait_until(interests, deadline)?)
     }
 }
 

@@ -1,0 +1,171 @@
+//! The backend contract: what tcpool needs from a stack beyond
+//! `embedded-nal`'s [`TcpFullStack`].
+//!
+//! `embedded-nal` has no way to reset a connection, to ask which address a
+//! socket is bound to, or to sleep until a socket is ready. Every tcpool
+//! backend (std, smoltcp, lwIP) implements these traits; the server uses
+//! [`Backend::abort`] for [`Conn::abort`](crate::Conn::abort) and for an
+//! eviction, so the peer sees a reset (RST), not an orderly end (FIN).
+//!
+//! A stack from another crate can be used through [`NoReset`], which
+//! implements [`Backend`] with a plain close (the orphan rule keeps a user
+//! from implementing these traits for a type of a third crate).
+
+use core::net::SocketAddr;
+
+use embedded_nal::{TcpClientStack, TcpFullStack};
+
+use crate::interest::Interest;
+use crate::time::Instant;
+
+/// What every tcpool backend offers beyond [`TcpFullStack`].
+///
+/// ```
+/// use tcpool_core::mock::MockStack;
+/// use tcpool_core::{Backend, Config, Conn, Handler, Instant, Server};
+///
+/// struct Rude;
+/// impl Handler for Rude {
+///     type State = ();
+///     fn on_open(&mut self, conn: &mut Conn<'_>) {
+///         conn.abort(); // reaches `Backend::abort`: the peer sees a reset
+///     }
+///     fn on_data(&mut self, _: &mut Conn<'_>, _: &mut (), data: &[u8]) -> usize {
+///         data.len()
+///     }
+/// }
+///
+/// let mut stack = MockStack::new();
+/// let mut server: Server<MockStack, Rude, 2, 64, 64> = Server::new(Rude, Config::new());
+/// server.listen(&mut stack, 7000).unwrap();
+/// let client = stack.connect_client(7000).unwrap();
+/// server.poll(&mut stack, Instant::ZERO);
+/// assert!(client.was_reset());
+/// ```
+pub trait Backend: TcpFullStack {
+    /// Closes `socket` at once and resets its connection (RST): queued
+    /// output is discarded and the peer sees an error, not an end of
+    /// stream. On a listener: stops listening.
+    fn abort(&mut self, socket: Self::TcpSocket) -> Result<(), Self::Error>;
+
+    /// The local address `socket` is bound to (after binding port 0, the
+    /// port the stack chose), or `None` if it is not bound or the stack
+    /// cannot tell.
+    fn local_addr(&self, socket: &Self::TcpSocket) -> Option<SocketAddr>;
+}
+
+/// A backend that can sleep until a socket is ready or a deadline passes.
+///
+/// This is how an nb event loop goes idle without spinning:
+///
+/// ```text
+/// loop {
+///     server.poll(&mut stack, clock.now());
+///     stack.wait(server.interests(), server.poll_at(), clock.now())?;
+/// }
+/// ```
+pub trait Wait: Backend {
+    /// Blocks until one of `interests` is ready, `deadline` passes (`None`:
+    /// no deadline), or the backend's own work needs a turn (a lingering
+    /// close to finish). `now` is the time on the clock the server is polled
+    /// with, so the backend can turn `deadline` into a timeout. Returns how
+    /// many of the given sockets are ready (0 on a timeout); a spurious
+    /// early return is allowed.
+    fn wait<'s, I>(
+        &mut self,
+        interests: I,
+        deadline: Option<Instant>,
+        now: Instant,
+    ) -> Result<usize, Self::Error>
+    where
+        I: IntoIterator<Item = (&'s Self::TcpSocket, Interest)>,
+        Self::TcpSocket: 's;
+}
+
+/// Any [`TcpFullStack`] as a [`Backend`], for stacks from other crates:
+/// [`abort`](Backend::abort) is a plain `close` (the peer sees a FIN, not a
+/// reset) and [`local_addr`](Backend::local_addr) is unknown.
+///
+/// ```
+/// use tcpool_core::backend::NoReset;
+/// use tcpool_core::mock::MockStack;
+/// use tcpool_core::{Config, Conn, Handler, Server};
+///
+/// struct Sink;
+/// impl Handler for Sink {
+///     type State = ();
+///     fn on_open(&mut self, _: &mut Conn<'_>) {}
+///     fn on_data(&mut self, _: &mut Conn<'_>, _: &mut (), data: &[u8]) -> usize {
+///         data.len()
+///     }
+/// }
+/// let mut stack = NoReset(MockStack::new());
+/// let mut server: Server<NoReset<MockStack>, Sink, 2, 64, 64> = Server::new(Sink, Config::new());
+/// server.listen(&mut stack, 7000).unwrap();
+/// ```
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct NoReset<S>(pub S);
+
+impl<S: TcpClientStack> TcpClientStack for NoReset<S> {
+    type TcpSocket = S::TcpSocket;
+    type Error = S::Error;
+
+    fn socket(&mut self) -> Result<Self::TcpSocket, Self::Error> {
+        self.0.socket()
+    }
+
+    fn connect(
+        &mut self,
+        socket: &mut Self::TcpSocket,
+        remote: SocketAddr,
+    ) -> nb::Result<(), Self::Error> {
+        self.0.connect(socket, remote)
+    }
+
+    fn send(
+        &mut self,
+        socket: &mut Self::TcpSocket,
+        buffer: &[u8],
+    ) -> nb::Result<usize, Self::Error> {
+        self.0.send(socket, buffer)
+    }
+
+    fn receive(
+        &mut self,
+        socket: &mut Self::TcpSocket,
+        buffer: &mut [u8],
+    ) -> nb::Result<usize, Self::Error> {
+        self.0.receive(socket, buffer)
+    }
+
+    fn close(&mut self, socket: Self::TcpSocket) -> Result<(), Self::Error> {
+        self.0.close(socket)
+    }
+}
+
+impl<S: TcpFullStack> TcpFullStack for NoReset<S> {
+    fn bind(&mut self, socket: &mut Self::TcpSocket, local_port: u16) -> Result<(), Self::Error> {
+        self.0.bind(socket, local_port)
+    }
+
+    fn listen(&mut self, socket: &mut Self::TcpSocket) -> Result<(), Self::Error> {
+        self.0.listen(socket)
+    }
+
+    fn accept(
+        &mut self,
+        socket: &mut Self::TcpSocket,
+    ) -> nb::Result<(Self::TcpSocket, SocketAddr), Self::Error> {
+        self.0.accept(socket)
+    }
+}
+
+impl<S: TcpFullStack> Backend for NoReset<S> {
+    fn abort(&mut self, socket: Self::TcpSocket) -> Result<(), Self::Error> {
+        self.0.close(socket)
+    }
+
+    fn local_addr(&self, _socket: &Self::TcpSocket) -> Option<SocketAddr> {
+        None
+    }
+}
