@@ -21,7 +21,8 @@ pub enum Mode {
     /// Consumes nothing: a frame that never completes.
     Hold,
     /// Newline-terminated commands of at most `max` bytes. Each line is
-    /// answered with itself and `\n`; `QUIT` closes; `SEND <n> <seed>`
+    /// answered with itself and `\n`; `QUIT` closes; `ABORT` aborts (a
+    /// reset, pending output dropped); `SEND <n> <seed>`
     /// streams `n` bytes of [`Pattern`] `seed` and then closes. A line over
     /// `max` is answered with `ERR line too long\n` and closes the
     /// connection with [`CloseReason::Protocol`].
@@ -97,6 +98,7 @@ pub struct Recorder {
     trailer: &'static [u8],
     conns: Vec<ConnRecord>,
     order: Vec<Closed>,
+    refusing: bool,
 }
 
 impl Recorder {
@@ -108,6 +110,7 @@ impl Recorder {
             trailer: b"",
             conns: Vec::new(),
             order: Vec::new(),
+            refusing: false,
         }
     }
 
@@ -122,6 +125,12 @@ impl Recorder {
     pub fn with_trailer(mut self, trailer: &'static [u8]) -> Self {
         self.trailer = trailer;
         self
+    }
+
+    /// From now on, [`Handler::admit`] refuses every new peer (`true`) or
+    /// admits every one (`false`, the default).
+    pub fn set_refusing(&mut self, refusing: bool) {
+        self.refusing = refusing;
     }
 
     /// Every connection opened, in open order.
@@ -226,6 +235,10 @@ impl Recorder {
                     self.take(state, conn, &data[used..used + line_used]);
                     self.conns[state.index].messages.push(line.to_vec());
                     used += line_used;
+                    if line == b"ABORT" {
+                        conn.abort();
+                        return used;
+                    }
                     if line == b"QUIT" {
                         conn.close();
                         return used;
@@ -295,6 +308,10 @@ fn parse_send(line: &[u8]) -> Option<Stream> {
 
 impl Handler for Recorder {
     type State = ConnState;
+
+    fn admit(&mut self, _peer: SocketAddr) -> bool {
+        !self.refusing
+    }
 
     fn on_open(&mut self, conn: &mut Conn<'_>) -> ConnState {
         self.conns.push(ConnRecord {

@@ -99,6 +99,7 @@ macro_rules! conformance_suite {
                 rebind_after_restart,
                 stack_out_of_sockets_accept_fails_and_recovers,
                 accept_burst_larger_than_backlog,
+                refused_peer_never_evicts,
             }
         }
     };

@@ -382,7 +382,7 @@ pub fn run_case(case: &Case) -> Result<(), String> {
             ));
         }
     }
-    let mut ids: Vec<u32> = rec.conns().iter().map(|c| c.id.0).collect();
+    let mut ids: Vec<u32> = rec.conns().iter().map(|c| c.id.get()).collect();
     ids.sort_unstable();
     ids.dedup();
     if ids.len() != rec.conns().len() {

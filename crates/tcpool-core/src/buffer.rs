@@ -87,6 +87,11 @@ impl Buffer<[u8]> {
         &mut self.data[end..]
     }
 
+    /// Free space after the queued bytes, without compacting.
+    pub(crate) fn tail_room(&self) -> usize {
+        self.data.len() - self.end
+    }
+
     /// Marks `n` bytes of the slice from [`spare_mut`](Self::spare_mut) as queued.
     pub(crate) fn commit(&mut self, n: usize) {
         debug_assert!(self.end + n <= self.data.len());

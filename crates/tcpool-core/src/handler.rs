@@ -6,13 +6,26 @@ use core::net::SocketAddr;
 
 use crate::buffer::Buffer;
 use crate::error::WriteError;
+use crate::stats::Stats;
 use crate::time::Instant;
 
 /// Identifies one connection for the lifetime of a server. Ids are handed
-/// out in accept order and not reused (until the `u32` wraps).
+/// out in accept order and not reused (until the `u32` wraps). Only the
+/// server makes them: an id names a connection that really was accepted.
 #[derive(Copy, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct ConnId(pub u32);
+pub struct ConnId(u32);
+
+impl ConnId {
+    pub(crate) const fn new(n: u32) -> Self {
+        ConnId(n)
+    }
+
+    /// The id as a number (accept order, from 0).
+    pub const fn get(self) -> u32 {
+        self.0
+    }
+}
 
 impl fmt::Display for ConnId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -108,7 +121,8 @@ impl fmt::Display for CloseReason {
 }
 
 /// What the server reports about a connection that ended.
-#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+#[derive(Copy, Clone, PartialEq, Debug)]
+#[non_exhaustive]
 pub struct Closed {
     /// The connection's id.
     pub id: ConnId,
@@ -116,6 +130,10 @@ pub struct Closed {
     pub peer: SocketAddr,
     /// Why it ended.
     pub reason: CloseReason,
+    /// The stack's error kind, when a stack error ended it
+    /// ([`CloseReason::Reset`] or [`CloseReason::StackError`]); `None`
+    /// otherwise.
+    pub error: Option<embedded_nal::TcpErrorKind>,
     /// Bytes received from the peer.
     pub bytes_in: u64,
     /// Bytes sent to the peer.
@@ -137,8 +155,10 @@ impl fmt::Display for Closed {
     }
 }
 
-/// What a handler asked to happen to a connection.
+/// What a handler asked to happen to a connection. `repr(u8)` with `None`
+/// first, so that "nothing asked" is a zero byte.
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
+#[repr(u8)]
 pub(crate) enum Request {
     /// Keep going.
     None,
@@ -162,6 +182,7 @@ pub struct Conn<'a> {
     pub(crate) request: &'a mut Request,
     pub(crate) peer_closed: bool,
     pub(crate) wants_writable: &'a mut bool,
+    pub(crate) stats: &'a Stats,
 }
 
 impl Conn<'_> {
@@ -191,7 +212,13 @@ impl Conn<'_> {
         *self.request != Request::None
     }
 
-    /// Free room in the transmit buffer, in bytes.
+    /// The server's counters as they stand now (the connection's own
+    /// bytes are in them up to the last poll).
+    pub fn stats(&self) -> &Stats {
+        self.stats
+    }
+
+    /// Free room in the transmit buffer, in bytes (0 once closing).
     pub fn tx_room(&self) -> usize {
         if self.is_closing() { 0 } else { self.tx.room() }
     }
@@ -201,34 +228,53 @@ impl Conn<'_> {
         self.tx.len()
     }
 
-    /// Queues as much of `data` as fits and returns how much that was (0
-    /// when the buffer is full or the connection is closing). If not all of
-    /// it fit, [`Handler::on_writable`] is called once there is room again.
-    pub fn write(&mut self, data: &[u8]) -> usize {
+    /// The one rule for every way of writing ([`write`](Conn::write),
+    /// [`write_all`](Conn::write_all), `core::fmt::Write`,
+    /// `embedded_io::Write`):
+    /// - empty input queues nothing and succeeds, in any state;
+    /// - a closing or aborted connection takes nothing: [`WriteError::Closing`];
+    /// - a full buffer takes nothing: [`WriteError::Full`], and
+    ///   [`Handler::on_writable`] is called once there is room again;
+    /// - otherwise what fits is queued (all of it, or none with
+    ///   `all_or_nothing`); a short write also arms `on_writable`.
+    fn queue(&mut self, data: &[u8], all_or_nothing: bool) -> Result<usize, WriteError> {
+        if data.is_empty() {
+            return Ok(0);
+        }
         if self.is_closing() {
-            return 0;
+            return Err(WriteError::Closing);
+        }
+        let room = self.tx.room();
+        if room == 0 || (all_or_nothing && data.len() > room) {
+            *self.wants_writable = true;
+            return Err(WriteError::Full);
         }
         let n = self.tx.push(data);
         if n < data.len() {
             *self.wants_writable = true;
         }
-        n
+        Ok(n)
     }
 
-    /// Queues all of `data`, or nothing if it does not fit.
-    ///
-    /// On [`WriteError::Full`], [`Handler::on_writable`] is called once
-    /// there is room again.
+    /// Queues as much of `data` as fits and returns how much that was: 0
+    /// when the buffer is full or the connection is closing (see
+    /// [`try_write`](Conn::try_write) to tell them apart). If not all of it
+    /// fit, [`Handler::on_writable`] is called once there is room again.
+    pub fn write(&mut self, data: &[u8]) -> usize {
+        self.queue(data, false).unwrap_or(0)
+    }
+
+    /// Like [`write`](Conn::write), but says why nothing was queued:
+    /// [`WriteError::Full`] or [`WriteError::Closing`].
+    pub fn try_write(&mut self, data: &[u8]) -> Result<usize, WriteError> {
+        self.queue(data, false)
+    }
+
+    /// Queues all of `data`, or nothing if it does not fit
+    /// ([`WriteError::Full`]; [`Handler::on_writable`] is called once there
+    /// is room again) or the connection is closing ([`WriteError::Closing`]).
     pub fn write_all(&mut self, data: &[u8]) -> Result<(), WriteError> {
-        if self.is_closing() {
-            return Err(WriteError::Closing);
-        }
-        if data.len() > self.tx.room() {
-            *self.wants_writable = true;
-            return Err(WriteError::Full);
-        }
-        self.tx.push(data);
-        Ok(())
+        self.queue(data, true).map(|_| ())
     }
 
     /// Graceful close: pending output is flushed (bounded by
@@ -251,7 +297,9 @@ impl Conn<'_> {
         }
     }
 
-    /// Immediate close: pending output is discarded.
+    /// Immediate close with a reset: pending output is discarded and the
+    /// socket is closed through [`Backend::abort`](crate::Backend::abort),
+    /// so the peer sees a reset (RST), not an end of stream.
     pub fn abort(&mut self) {
         *self.request = Request::Abort;
     }
@@ -270,19 +318,10 @@ impl embedded_io::ErrorType for Conn<'_> {
 }
 
 impl embedded_io::Write for Conn<'_> {
-    /// Queues what fits. Never blocks: a full buffer is
-    /// [`WriteError::Full`] rather than a wait.
+    /// [`Conn::try_write`]: queues what fits. Never blocks: a full buffer
+    /// is [`WriteError::Full`] rather than a wait.
     fn write(&mut self, buf: &[u8]) -> Result<usize, WriteError> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        if self.is_closing() {
-            return Err(WriteError::Closing);
-        }
-        match Conn::write(self, buf) {
-            0 => Err(WriteError::Full),
-            n => Ok(n),
-        }
+        self.queue(buf, false)
     }
 
     /// Output is flushed by the server's poll; nothing to do here.

@@ -28,6 +28,7 @@ pub mod handler;
 pub mod interest;
 #[cfg(feature = "mock")]
 pub mod mock;
+pub mod pool;
 pub mod server;
 pub mod slot;
 pub mod stats;

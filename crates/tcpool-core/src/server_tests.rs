@@ -7,6 +7,9 @@ use super::*;
 use crate::Conn;
 use crate::framing::Lines;
 use crate::mock::{ClientRead, MockClient, MockConfig, MockStack};
+use crate::{CloseReason, Closed, WhenFull};
+use core::net::SocketAddr;
+use core::time::Duration;
 
 const PORT: u16 = 7000;
 
@@ -523,7 +526,7 @@ fn on_writable_follows_a_short_write_once_output_drains() {
     }
     assert_eq!(got, [7u8; 100]);
     let mut writable = 0;
-    server.with_conn(ConnId(0), t(3), |_, s| writable = s.writable);
+    server.with_conn(ConnId::new(0), t(3), |_, s| writable = s.writable);
     assert!(writable > 0, "on_writable was never called");
 }
 
@@ -546,7 +549,7 @@ fn every_connection_ends_in_exactly_one_on_closed_and_stats_add_up() {
     assert_eq!(stats.closed.total(), 50);
     assert_eq!(stats.active, 0);
     assert_eq!(stack.sockets_in_use(), 1, "only the listener is left");
-    let mut ids: Vec<u32> = server.handler().closed.iter().map(|c| c.id.0).collect();
+    let mut ids: Vec<u32> = server.handler().closed.iter().map(|c| c.id.get()).collect();
     ids.dedup();
     assert_eq!(ids.len(), 50);
 }

@@ -1,28 +1,37 @@
-//! One connection's place in the pool: its socket, buffers, handler state
-//! and the state machine that says what may happen next.
+//! One connection's place in the pool: its buffers, handler state and the
+//! state machine that says what may happen next.
 //!
 //! ```text
 //!  Free ──accept──▶ Open ──peer FIN──▶ PeerClosed
 //!                    │                    │
 //!                    └──close/timeout─────┴──▶ Closing ──output flushed or linger over──▶ Free
-//!  any state but Free ──reset, stack error, abort──▶ Free
+//!  any state but Free ──reset, stack error, abort, eviction──▶ Free
 //! ```
 //!
-//! The slot itself does no I/O: the [`Server`](crate::Server) moves bytes
-//! between the stack and the slot's buffers and calls the transitions here.
+//! A slot does no I/O and holds no socket: the [`Pool`](crate::pool::Pool)
+//! decides, the driver ([`Server`](crate::Server)) moves the bytes. Every
+//! field is private; every change of state goes through
+//! [`set_state`](Slot::set_state), which logs it at trace level.
+//!
+//! Every field's empty value is all zero bytes (enums with `repr(u8)` and
+//! their empty variant first), so a pool in a `static` lands in `.bss`.
 
 use core::fmt;
 use core::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use core::time::Duration;
 
+use embedded_nal::TcpErrorKind;
+
 use crate::buffer::Buffer;
 use crate::fmt::trace;
-use crate::handler::{CloseReason, Conn, ConnId, Request};
+use crate::handler::{CloseReason, Closed, Conn, ConnId, Handler, Request};
+use crate::stats::Stats;
 use crate::time::Instant;
 
 /// Where a slot is in its life.
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[repr(u8)]
 pub enum SlotState {
     /// No connection.
     Free,
@@ -52,10 +61,47 @@ impl fmt::Display for SlotState {
 
 const UNSPECIFIED: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
 
-/// One slot. `repr(C)` to fix one thing about the layout: 96 bytes of
-/// fixed-size bookkeeping sit between the receive and the transmit buffer
-/// (the other fields come after both, small ones last, so that nothing is
-/// padded).
+/// The stack's error kind that ended a connection, stored so that "none" is
+/// a zero byte (an `Option<TcpErrorKind>` would not be).
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+#[repr(u8)]
+enum StackError {
+    None,
+    PipeClosed,
+    Other,
+}
+
+/// Where a slot's service stands within one poll: the driver asks the pool
+/// for the next action until it says it is done.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+#[repr(u8)]
+pub(crate) enum Step {
+    /// Not being serviced.
+    Idle,
+    /// Sending queued output before reading.
+    FlushFirst,
+    /// Reading, within the read budget.
+    Read,
+    /// Sending what the callbacks queued; then done.
+    FlushAfter,
+    /// Sending what the callbacks queued; then another read round if the
+    /// receive buffer had filled and the handler made room.
+    FlushAfterMore,
+    /// Closing: sending what is left, within the linger time.
+    CloseFlush,
+    /// Shutting down: sending what the stack takes now, then closing.
+    ShutdownFlush,
+    /// The slot was freed: the driver must close its socket.
+    Release,
+    /// The slot was freed with a reset: the driver must abort its socket.
+    ReleaseReset,
+    /// Nothing more this poll.
+    Finished,
+}
+
+/// One slot. `repr(C)` to fix one thing about the layout: the fixed-size
+/// bookkeeping sits between the receive and the transmit buffer (the other
+/// fields come after both, small ones last, so that nothing is padded).
 ///
 /// Why: a handler that passes input through (an echo, a proxy) copies from
 /// `rx` to `tx`, and when the destination lies less than 64 bytes past the
@@ -67,43 +113,51 @@ const UNSPECIFIED: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPE
 /// user-space cost of the echo server in `benches/std_peers.rs`. Pinned by
 /// the unit test `buffers_are_not_4k_aliased`.
 #[repr(C)]
-pub(crate) struct Slot<Sock, St, const RX: usize, const TX: usize> {
-    pub(crate) rx: Buffer<[u8; RX]>,
-    // Fixed-size bookkeeping, 96 bytes, no padding.
-    pub(crate) opened_at: Instant,
-    pub(crate) last_activity: Instant,
-    pub(crate) bytes_in: u64,
-    pub(crate) bytes_out: u64,
+pub(crate) struct Slot<St, const RX: usize, const TX: usize> {
+    rx: Buffer<[u8; RX]>,
+    // Fixed-size bookkeeping.
+    opened_at: Instant,
+    last_activity: Instant,
+    bytes_in: u64,
+    bytes_out: u64,
     /// The handler made a short write; call `on_writable` once the free
     /// room grows beyond this.
-    pub(crate) writable_after: Option<usize>,
+    writable_after: Option<usize>,
     state: SlotState,
-    pub(crate) peer: SocketAddr,
-    pub(crate) tx: Buffer<[u8; TX]>,
-    pub(crate) socket: Option<Sock>,
-    pub(crate) id: ConnId,
-    pub(crate) request: Request,
+    peer: SocketAddr,
+    tx: Buffer<[u8; TX]>,
+    /// Read budget left in this poll.
+    budget: usize,
+    id: ConnId,
+    /// The stack's error kind, when a stack error ends the connection.
+    error: StackError,
+    request: Request,
+    step: Step,
+    /// The stack answered `WouldBlock` to a send in this poll.
+    send_blocked: bool,
+    /// The stack answered `WouldBlock` (or end of stream) to a receive in
+    /// this poll.
+    recv_blocked: bool,
     /// The handler should be offered the buffered input (new input arrived,
     /// or it consumed some last time, or output drained since).
-    pub(crate) rx_dirty: bool,
+    rx_dirty: bool,
     /// The last offer of input consumed nothing.
-    pub(crate) stalled: bool,
+    stalled: bool,
     /// The read budget ran out with room left: there may be more to read.
-    pub(crate) more_to_read: bool,
+    more_to_read: bool,
     /// `on_peer_closed` has been called.
-    pub(crate) eof_reported: bool,
+    eof_reported: bool,
     /// Set by [`Conn`] when a write came up short.
-    pub(crate) short_write: bool,
-    pub(crate) user: Option<St>,
+    short_write: bool,
+    user: Option<St>,
 }
 
-impl<Sock, St, const RX: usize, const TX: usize> Slot<Sock, St, RX, TX> {
+impl<St, const RX: usize, const TX: usize> Slot<St, RX, TX> {
     pub(crate) const fn new() -> Self {
         Slot {
-            socket: None,
             state: SlotState::Free,
             user: None,
-            id: ConnId(0),
+            id: ConnId::new(0),
             peer: UNSPECIFIED,
             opened_at: Instant::ZERO,
             last_activity: Instant::ZERO,
@@ -111,7 +165,12 @@ impl<Sock, St, const RX: usize, const TX: usize> Slot<Sock, St, RX, TX> {
             bytes_out: 0,
             rx: Buffer::new(),
             tx: Buffer::new(),
+            budget: 0,
+            error: StackError::None,
             request: Request::None,
+            step: Step::Idle,
+            send_blocked: false,
+            recv_blocked: false,
             rx_dirty: false,
             stalled: false,
             more_to_read: false,
@@ -120,6 +179,8 @@ impl<Sock, St, const RX: usize, const TX: usize> Slot<Sock, St, RX, TX> {
             short_write: false,
         }
     }
+
+    // ------------------------------------------------------------ queries
 
     pub(crate) fn state(&self) -> SlotState {
         self.state
@@ -134,16 +195,114 @@ impl<Sock, St, const RX: usize, const TX: usize> Slot<Sock, St, RX, TX> {
         matches!(self.state, SlotState::Open | SlotState::PeerClosed)
     }
 
+    pub(crate) fn id(&self) -> ConnId {
+        self.id
+    }
+
+    pub(crate) fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    pub(crate) fn bytes_in(&self) -> u64 {
+        self.bytes_in
+    }
+
+    pub(crate) fn bytes_out(&self) -> u64 {
+        self.bytes_out
+    }
+
+    pub(crate) fn last_activity(&self) -> Instant {
+        self.last_activity
+    }
+
+    pub(crate) fn step(&self) -> Step {
+        self.step
+    }
+
+    pub(crate) fn request(&self) -> Request {
+        self.request
+    }
+
+    pub(crate) fn tx_pending(&self) -> &[u8] {
+        self.tx.data()
+    }
+
+    pub(crate) fn tx_is_empty(&self) -> bool {
+        self.tx.is_empty()
+    }
+
+    pub(crate) fn send_blocked(&self) -> bool {
+        self.send_blocked
+    }
+
+    pub(crate) fn budget(&self) -> usize {
+        self.budget
+    }
+
+    /// Whether the slot can take more input now: open, room in the receive
+    /// buffer, and the stack has not said it has nothing.
+    pub(crate) fn can_read(&self) -> bool {
+        self.state == SlotState::Open && !self.rx.is_full() && !self.recv_blocked
+    }
+
+    /// Whether the receive buffer filled while reading with budget left, so
+    /// the stack may hold more.
+    pub(crate) fn filled_with_budget_left(&self) -> bool {
+        self.state == SlotState::Open && self.rx.is_full() && self.budget > 0
+    }
+
+    /// Another read round in the same poll is worth it: the buffer filled
+    /// (the stack may hold more), there is budget left, the handler made
+    /// room and the output drained.
+    pub(crate) fn wants_another_round(&self, filled: bool) -> bool {
+        filled && self.budget > 0 && !self.rx.is_full() && self.tx.is_empty()
+    }
+
+    /// The readiness to wait for on this slot's socket.
+    pub(crate) fn interest(&self) -> crate::Interest {
+        crate::Interest {
+            readable: self.state == SlotState::Open && !self.rx.is_full(),
+            writable: !self.tx.is_empty(),
+        }
+    }
+
+    /// Work is left that no socket event will announce.
+    pub(crate) fn has_work_now(&self) -> bool {
+        (self.rx_dirty && !self.rx.is_empty())
+            || self.more_to_read
+            || self.should_report_eof()
+            || self.writable_due()
+    }
+
+    /// What the handler learns when the connection ends.
+    pub(crate) fn closed(&self, reason: CloseReason, now: Instant) -> Closed {
+        Closed {
+            id: self.id,
+            peer: self.peer,
+            reason,
+            error: match self.error {
+                StackError::None => None,
+                StackError::PipeClosed => Some(TcpErrorKind::PipeClosed),
+                StackError::Other => Some(TcpErrorKind::Other),
+            },
+            bytes_in: self.bytes_in,
+            bytes_out: self.bytes_out,
+            opened_at: self.opened_at,
+            closed_at: now,
+        }
+    }
+
+    // -------------------------------------------------------- transitions
+
     /// Every transition goes through here, so each one is logged once.
     fn set_state(&mut self, next: SlotState) {
         trace!("conn {}: {} -> {}", self.id, self.state, next);
         self.state = next;
     }
 
-    /// Free → Open with a newly accepted socket.
-    pub(crate) fn open(&mut self, socket: Sock, id: ConnId, peer: SocketAddr, now: Instant) {
+    /// Free → Open for a newly accepted connection.
+    pub(crate) fn open(&mut self, id: ConnId, peer: SocketAddr, now: Instant) {
         debug_assert!(self.is_free());
-        self.socket = Some(socket);
         self.id = id;
         self.peer = peer;
         self.opened_at = now;
@@ -152,7 +311,12 @@ impl<Sock, St, const RX: usize, const TX: usize> Slot<Sock, St, RX, TX> {
         self.bytes_out = 0;
         self.rx.clear();
         self.tx.clear();
+        self.budget = 0;
+        self.error = StackError::None;
         self.request = Request::None;
+        self.step = Step::Idle;
+        self.send_blocked = false;
+        self.recv_blocked = false;
         self.rx_dirty = false;
         self.stalled = false;
         self.more_to_read = false;
@@ -164,6 +328,7 @@ impl<Sock, St, const RX: usize, const TX: usize> Slot<Sock, St, RX, TX> {
 
     /// Open → PeerClosed: the stack reported end of stream.
     pub(crate) fn peer_finished(&mut self) {
+        self.recv_blocked = true;
         if self.state == SlotState::Open {
             self.set_state(SlotState::PeerClosed);
         }
@@ -181,20 +346,75 @@ impl<Sock, St, const RX: usize, const TX: usize> Slot<Sock, St, RX, TX> {
         }
     }
 
-    /// Any → Free. Returns the socket and the handler state to dispose of.
-    pub(crate) fn release(&mut self) -> (Option<Sock>, Option<St>) {
+    /// Any → Free. Hands back the handler state; the driver closes the
+    /// socket (with a reset if `reset`) when it next asks for an action.
+    pub(crate) fn release(&mut self, reset: bool) -> Option<St> {
         self.set_state(SlotState::Free);
         self.rx.clear();
         self.tx.clear();
         self.request = Request::None;
-        (self.socket.take(), self.user.take())
+        self.step = if reset {
+            Step::ReleaseReset
+        } else {
+            Step::Release
+        };
+        self.user.take()
     }
 
-    /// Input was received.
+    /// Records the stack's error kind for the `Closed` report.
+    pub(crate) fn set_error(&mut self, kind: TcpErrorKind) {
+        self.error = match kind {
+            TcpErrorKind::PipeClosed => StackError::PipeClosed,
+            _ => StackError::Other,
+        };
+    }
+
+    pub(crate) fn set_step(&mut self, step: Step) {
+        self.step = step;
+    }
+
+    /// Starts a poll's service: nothing known about the socket yet.
+    pub(crate) fn begin_service(&mut self, budget: usize) {
+        self.send_blocked = false;
+        self.recv_blocked = false;
+        self.budget = budget;
+    }
+
+    /// Starts a read round.
+    pub(crate) fn begin_read(&mut self) {
+        self.more_to_read = false;
+    }
+
+    pub(crate) fn set_send_blocked(&mut self) {
+        self.send_blocked = true;
+    }
+
+    pub(crate) fn set_recv_blocked(&mut self) {
+        self.recv_blocked = true;
+    }
+
+    /// The read budget ran out with room left.
+    pub(crate) fn budget_spent(&mut self) {
+        self.more_to_read = true;
+    }
+
+    /// The buffer to receive into: the receive buffer's free space, at most
+    /// the budget left. Never empty while [`can_read`](Self::can_read) and
+    /// budget is left.
+    pub(crate) fn receive_buffer(&mut self) -> &mut [u8] {
+        let budget = self.budget;
+        let spare = self.rx.spare_mut();
+        let want = spare.len().min(budget);
+        &mut spare[..want]
+    }
+
+    /// Input was received into [`receive_buffer`](Self::receive_buffer).
     pub(crate) fn received(&mut self, n: usize, now: Instant) {
+        let n = n.min(self.budget).min(self.rx.tail_room());
         if n > 0 {
             self.rx.commit(n);
             self.bytes_in += n as u64;
+            self.budget = self.budget.saturating_sub(n);
             self.last_activity = now;
             self.rx_dirty = true;
         }
@@ -202,6 +422,7 @@ impl<Sock, St, const RX: usize, const TX: usize> Slot<Sock, St, RX, TX> {
 
     /// The stack accepted `n` bytes of output.
     pub(crate) fn sent(&mut self, n: usize, now: Instant) {
+        let n = n.min(self.tx.len());
         if n > 0 {
             self.tx.consume(n);
             self.bytes_out += n as u64;
@@ -214,11 +435,18 @@ impl<Sock, St, const RX: usize, const TX: usize> Slot<Sock, St, RX, TX> {
     }
 
     /// The handler consumed `used` of the `offered` bytes.
-    pub(crate) fn consumed(&mut self, used: usize) {
+    fn consumed(&mut self, used: usize) {
         let used = used.min(self.rx.len());
         self.rx.consume(used);
         self.stalled = used == 0;
         self.rx_dirty = used > 0 && !self.rx.is_empty();
+    }
+
+    /// The handler asks for a close or abort.
+    pub(crate) fn set_request(&mut self, request: Request) {
+        if self.request == Request::None {
+            self.request = request;
+        }
     }
 
     /// The handler cannot make progress with a full receive buffer and no
@@ -227,10 +455,15 @@ impl<Sock, St, const RX: usize, const TX: usize> Slot<Sock, St, RX, TX> {
         self.is_live() && self.rx.is_full() && self.stalled && !self.rx_dirty && self.tx.is_empty()
     }
 
+    /// Nothing moved for `idle` or longer.
+    pub(crate) fn idle_for(&self, now: Instant, idle: Duration) -> bool {
+        now.saturating_duration_since(self.last_activity) >= idle
+    }
+
     /// Time to tell the handler the peer has finished: every byte has been
     /// offered, and what is left cannot be consumed (offered with no output
     /// pending, and refused).
-    pub(crate) fn should_report_eof(&self) -> bool {
+    fn should_report_eof(&self) -> bool {
         self.state == SlotState::PeerClosed
             && !self.eof_reported
             && self.request == Request::None
@@ -239,19 +472,26 @@ impl<Sock, St, const RX: usize, const TX: usize> Slot<Sock, St, RX, TX> {
 
     /// After a callback: a short write arms `on_writable` for when the free
     /// room grows beyond what it is now.
-    pub(crate) fn after_callback(&mut self) {
+    fn after_callback(&mut self) {
         if core::mem::take(&mut self.short_write) {
             self.writable_after = Some(self.tx.room());
         }
     }
 
     /// True if `on_writable` is due.
-    pub(crate) fn writable_due(&self) -> bool {
+    fn writable_due(&self) -> bool {
         matches!(self.writable_after, Some(room) if self.tx.room() > room)
     }
 
-    /// Like [`conn`](Self::conn), with the unconsumed input beside.
-    pub(crate) fn conn_with_input(&mut self, now: Instant) -> (Conn<'_>, Option<&mut St>, &[u8]) {
+    // ---------------------------------------------------------- callbacks
+
+    /// The handle for a callback, the handler state beside it, and the
+    /// unconsumed input.
+    fn parts<'a>(
+        &'a mut self,
+        now: Instant,
+        stats: &'a Stats,
+    ) -> (Conn<'a>, Option<&'a mut St>, &'a [u8]) {
         (
             Conn {
                 id: self.id,
@@ -261,16 +501,61 @@ impl<Sock, St, const RX: usize, const TX: usize> Slot<Sock, St, RX, TX> {
                 request: &mut self.request,
                 peer_closed: self.state == SlotState::PeerClosed,
                 wants_writable: &mut self.short_write,
+                stats,
             },
             self.user.as_mut(),
             self.rx.data(),
         )
     }
 
-    /// The handle for a callback, and the handler state beside it.
-    pub(crate) fn conn(&mut self, now: Instant) -> (Conn<'_>, Option<&mut St>) {
-        let (conn, state, _) = self.conn_with_input(now);
-        (conn, state)
+    /// Runs `f` with the connection's handle and state (if it has state).
+    pub(crate) fn with_conn<R>(
+        &mut self,
+        now: Instant,
+        stats: &Stats,
+        f: impl FnOnce(&mut Conn<'_>, Option<&mut St>) -> R,
+    ) -> R {
+        let (mut conn, state, _) = self.parts(now, stats);
+        let r = f(&mut conn, state);
+        self.after_callback();
+        r
+    }
+
+    /// Stores the state `on_open` returned.
+    pub(crate) fn set_user(&mut self, state: St) {
+        self.user = Some(state);
+    }
+
+    /// Offers input, reports end of stream and writability to the handler.
+    pub(crate) fn run_callbacks<H: Handler<State = St>>(
+        &mut self,
+        now: Instant,
+        stats: &Stats,
+        handler: &mut H,
+    ) {
+        if self.writable_due() && self.request == Request::None {
+            self.writable_after = None;
+            self.with_conn(now, stats, |conn, state| {
+                if let Some(state) = state {
+                    handler.on_writable(conn, state);
+                }
+            });
+        }
+        while self.rx_dirty && !self.rx.is_empty() && self.request == Request::None {
+            let (mut conn, state, input) = self.parts(now, stats);
+            let Some(state) = state else { break };
+            let used = handler.on_data(&mut conn, state, input);
+            self.consumed(used);
+            self.after_callback();
+        }
+        if self.should_report_eof() {
+            self.eof_reported = true;
+            self.with_conn(now, stats, |conn, state| {
+                if let Some(state) = state {
+                    handler.on_peer_closed(conn, state);
+                }
+            });
+        }
     }
 }
 
@@ -281,7 +566,7 @@ mod tests {
     /// How far past a multiple of 4 KiB the transmit buffer's data lies from
     /// the receive buffer's, for a slot with `RX = TX = CAP`.
     fn tx_minus_rx_mod_4k<const CAP: usize>() -> usize {
-        let mut slot = Slot::<u32, (), CAP, CAP>::new();
+        let mut slot = Slot::<(), CAP, CAP>::new();
         let rx = slot.rx.spare_mut().as_ptr() as usize;
         let tx = slot.tx.spare_mut().as_ptr() as usize;
         tx.wrapping_sub(rx) % 4096
@@ -303,5 +588,40 @@ mod tests {
                 "tx data is {distance} bytes past rx data, modulo 4096"
             );
         }
+    }
+
+    #[test]
+    fn end_of_stream_is_reported_only_after_all_input_was_offered() {
+        let stats = Stats::default();
+        let mut slot = Slot::<(), 8, 8>::new();
+        slot.open(ConnId::new(1), UNSPECIFIED, Instant::ZERO);
+        slot.set_user(());
+        slot.begin_service(8);
+        slot.receive_buffer()[..3].copy_from_slice(b"abc");
+        slot.received(3, Instant::ZERO);
+        slot.peer_finished();
+        struct Collect {
+            seen: std::vec::Vec<u8>,
+            eof_after: Option<usize>,
+        }
+        impl Handler for Collect {
+            type State = ();
+            fn on_open(&mut self, _: &mut Conn<'_>) {}
+            fn on_data(&mut self, _: &mut Conn<'_>, _: &mut (), data: &[u8]) -> usize {
+                self.seen.extend_from_slice(data);
+                data.len()
+            }
+            fn on_peer_closed(&mut self, _: &mut Conn<'_>, _: &mut ()) {
+                self.eof_after = Some(self.seen.len());
+            }
+        }
+        let mut h = Collect {
+            seen: std::vec::Vec::new(),
+            eof_after: None,
+        };
+        slot.run_callbacks(Instant::ZERO, &stats, &mut h);
+        let (seen, n, eof_after) = (&h.seen, h.seen.len(), h.eof_after);
+        assert_eq!(&seen[..n], b"abc");
+        assert_eq!(eof_after, Some(3), "on_peer_closed after all 3 bytes");
     }
 }

@@ -81,6 +81,26 @@ pub struct Stats {
     pub peak_active: u32,
 }
 
+impl Stats {
+    /// All zero.
+    pub const fn new() -> Self {
+        Stats {
+            accepted: 0,
+            deferred: 0,
+            refused: 0,
+            evicted: 0,
+            accept_errors: 0,
+            close_errors: 0,
+            linger_expired: 0,
+            closed: ClosedCounts::new(),
+            bytes_in: 0,
+            bytes_out: 0,
+            active: 0,
+            peak_active: 0,
+        }
+    }
+}
+
 pub(crate) fn bump(counter: &mut u32) {
     *counter = counter.saturating_add(1);
 }

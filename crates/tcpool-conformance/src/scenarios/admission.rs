@@ -272,6 +272,57 @@ pub fn evict_idlest_picks_longest_idle_and_respects_min_idle<H: Harness>(h: &mut
     );
 }
 
+/// A full pool under `EvictIdlest`, both clients idle long enough to be
+/// evicted, and a handler that admits nobody new: the newcomer is refused,
+/// and neither idle client loses its slot (admission is decided before
+/// eviction, so a refused peer never costs anyone a slot).
+pub fn refused_peer_never_evicts<H: Harness>(h: &mut H) {
+    let b = H::BACKEND;
+    let min_idle = Duration::from_millis(100);
+    let config = Config::new().with_when_full(WhenFull::EvictIdlest { min_idle });
+    let mut server: RecServer<H, 2, 256, 256> = serve(h, Recorder::new(Mode::Echo), config);
+    let mut idle: Vec<Peer<H>> = Vec::new();
+    for i in 0..2 {
+        let mut p = Peer::connect(h, &mut server, format!("idle client {i}"));
+        round_trip(h, &mut server, &mut p, b"hi");
+        idle.push(p);
+    }
+    h.advance(3 * min_idle, &mut server);
+    server.handler_mut().set_refusing(true);
+
+    let mut newcomer = Peer::connect(h, &mut server, "refused newcomer");
+    newcomer.send_all(h, &mut server, b"let me in");
+    newcomer.wait_end(h, &mut server);
+    let stats = *server.stats();
+    assert!(
+        stats.refused >= 1,
+        "[{b}] the newcomer was refused: {stats:?}"
+    );
+    assert_eq!(stats.evicted, 0, "[{b}] a refused peer evicted someone");
+    assert_eq!(
+        server.active(),
+        2,
+        "[{b}] both idle clients keep their slots"
+    );
+    assert_eq!(
+        newcomer.received, 0,
+        "[{b}] the refused newcomer got no echo"
+    );
+    newcomer.close(h);
+    for p in idle.iter_mut() {
+        assert!(!p.ended(), "[{b}] {} was closed", p.name);
+        round_trip(h, &mut server, p, b"still here");
+    }
+    assert!(
+        server.handler().closed().is_empty(),
+        "[{b}] nobody was closed: {:?}",
+        server.handler().reasons()
+    );
+    server.handler_mut().set_refusing(false);
+    leave_all(h, &mut server, &mut idle);
+    assert_all_closed(h, &mut server, "refused_peer_never_evicts");
+}
+
 /// More clients connect at once than the stack's backlog holds (before the
 /// server runs): the stack queues what it can and refuses or delays the
 /// rest; clients retry. Every client is eventually served exactly its own

@@ -331,6 +331,46 @@ pub fn oversized_frame_closes_with_reason<H: Harness>(h: &mut H) {
     }
 }
 
+/// The handler aborts a connection with nothing unread and nothing
+/// pending: the peer sees a reset, not an end of stream, and the
+/// connection ends with `aborted`. A second client on the same server is
+/// untouched.
+pub fn abort_resets_the_peer<H: Harness>(h: &mut H) {
+    let b = H::BACKEND;
+    let mut server: RecServer<H, 2, 256, 256> =
+        serve(h, Recorder::new(Mode::Lines { max: 64 }), Config::new());
+    let mut victim = Peer::connect(h, &mut server, "aborted client");
+    let mut other = Peer::connect(h, &mut server, "other client");
+    for p in [&mut victim, &mut other] {
+        p.send_all(h, &mut server, b"hi\n");
+        p.wait_bytes(h, &mut server, 3);
+    }
+    victim.send_all(h, &mut server, b"ABORT\n");
+    victim.wait_end(h, &mut server);
+    assert!(
+        victim.reset && !victim.eof,
+        "[{b}] after abort the peer must see a reset, not a FIN (eof={}, reset={})",
+        victim.eof,
+        victim.reset
+    );
+    victim.close(h);
+    other.send_all(h, &mut server, b"more\n");
+    other.wait_bytes(h, &mut server, 8);
+    assert_eq!(
+        other.got, b"hi\nmore\n",
+        "[{b}] the other client is untouched"
+    );
+    other.send_all(h, &mut server, b"QUIT\n");
+    other.wait_end(h, &mut server);
+    other.close(h);
+    assert_eq!(
+        server.handler().reasons(),
+        [CloseReason::Aborted, CloseReason::Local],
+        "[{b}] close reasons"
+    );
+    assert_all_closed(h, &mut server, "abort_resets_the_peer");
+}
+
 /// Three clients stream patterned data through an echo server; one resets
 /// its connection mid-transfer with data in flight both ways. Its slot ends
 /// with reason `reset` and the handler saw a prefix of its stream; the other

@@ -21,12 +21,14 @@ mod transfer;
 
 pub use admission::{
     accept_burst_larger_than_backlog, evict_idlest_picks_longest_idle_and_respects_min_idle,
-    more_clients_than_slots_defer_without_eviction, reject_closes_newcomers_cleanly,
+    more_clients_than_slots_defer_without_eviction, refused_peer_never_evicts,
+    reject_closes_newcomers_cleanly,
 };
 pub use basic::{connect_send_close_2000_cycles_lose_no_bytes, echo_round_trip};
 pub use closing::{
-    graceful_close_sends_pending_output_before_eof, idle_timeout_closes_and_slot_is_reused,
-    oversized_frame_closes_with_reason, peer_half_close_delivers_all_data_and_reply_is_still_sent,
+    abort_resets_the_peer, graceful_close_sends_pending_output_before_eof,
+    idle_timeout_closes_and_slot_is_reused, oversized_frame_closes_with_reason,
+    peer_half_close_delivers_all_data_and_reply_is_still_sent,
     peer_reset_mid_transfer_affects_no_other_client,
 };
 pub use framing::{
@@ -59,6 +61,7 @@ pub const ALL: &[&str] = &[
     "rebind_after_restart",
     "stack_out_of_sockets_accept_fails_and_recovers",
     "accept_burst_larger_than_backlog",
+    "refused_peer_never_evicts",
 ];
 
 /// The server type the scenarios use: a [`Recorder`] over the harness's stack.

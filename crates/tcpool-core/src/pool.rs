@@ -1,0 +1,740 @@
+//! The pool: every decision the server makes, and no I/O.
+//!
+//! A [`Pool`] owns the slots (buffers, handler state, timers), the handler,
+//! the configuration and the counters. It names no stack type and holds no
+//! socket: events go in (a client was accepted from this peer, the stack
+//! took `n` bytes, `n` bytes arrived, end of stream, an error of this kind,
+//! the time), and it answers with what to do next ([`Admission`],
+//! [`Action`]). The drivers only call the stack and feed the results in:
+//! the nb [`Server`](crate::Server) (a poll loop) keeps the sockets in an
+//! array beside the pool, one per slot.
+//!
+//! What lives here: admission (place, evict which, or refuse with the
+//! banner, admission always decided before any eviction), how much to read
+//! and what a read result means (data, end of stream, overflow), which
+//! callbacks run and when, close and linger deadlines, the idle timeout, the
+//! accept backoff, [`poll_at`](Pool::poll_at) and the interests.
+//!
+//! A driver's poll, in outline:
+//!
+//! ```text
+//! pool.begin_poll(now);
+//! while pool.should_accept(now) {
+//!     match stack.accept(listener) {
+//!         WouldBlock => break,
+//!         Err(_) => { pool.accept_failed(now); break }
+//!         Ok((socket, peer)) => match pool.admit(peer, now) {
+//!             Admission::Open { slot, evicted } => { abort sockets[evicted]; sockets[slot] = socket }
+//!             Admission::Refuse { banner } => { send banner; close socket }
+//!         },
+//!     }
+//! }
+//! for i in 0..N {
+//!     loop {
+//!         match pool.next_action(i, now) {
+//!             Action::Send(bytes) => pool.complete(i, now, result of stack.send),
+//!             Action::Receive(buf) => pool.complete(i, now, result of stack.receive),
+//!             Action::Close => close sockets[i],
+//!             Action::Abort => abort sockets[i],
+//!             Action::Done => break,
+//!         }
+//!     }
+//! }
+//! pool.end_poll()
+//! ```
+
+use core::net::SocketAddr;
+use core::time::Duration;
+
+use embedded_nal::TcpErrorKind;
+
+use crate::config::{Config, WhenFull};
+use crate::fmt::{debug, warning};
+use crate::handler::{CloseReason, Conn, ConnId, Handler, Request};
+use crate::interest::Interest;
+use crate::slot::{Slot, SlotState, Step};
+use crate::stats::{Stats, bump};
+use crate::time::Instant;
+
+/// What to do with a client the stack just accepted.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+#[non_exhaustive]
+pub enum Admission {
+    /// Give it slot `slot`. If `evicted` names a slot, that slot's
+    /// connection was closed to make room (already reported to the
+    /// handler): abort its socket (a reset) before storing the new one.
+    Open {
+        /// The slot the new connection takes.
+        slot: usize,
+        /// The slot whose connection was evicted for it, if any.
+        evicted: Option<usize>,
+    },
+    /// Refuse it: send `banner` if it is not empty (best effort, one
+    /// write), then close the socket. Counted in
+    /// [`Stats::refused`](crate::Stats::refused).
+    Refuse {
+        /// What to send first.
+        banner: &'static [u8],
+    },
+}
+
+/// The next thing a driver does for one slot, from
+/// [`Pool::next_action`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Action<'a> {
+    /// Send these bytes on the slot's socket (the front of its transmit
+    /// buffer), then report with [`Event::Sent`], [`Event::WouldBlock`] or
+    /// [`Event::Error`].
+    Send(&'a [u8]),
+    /// Receive into this buffer (never empty) from the slot's socket, then
+    /// report with [`Event::Received`], [`Event::EndOfStream`],
+    /// [`Event::WouldBlock`] or [`Event::Error`].
+    Receive(&'a mut [u8]),
+    /// The slot was freed: close its socket (gracefully). Nothing to report
+    /// but a failed close ([`Pool::close_failed`]).
+    Close,
+    /// The slot was freed: abort its socket (a reset). Nothing to report
+    /// but a failed close ([`Pool::close_failed`]).
+    Abort,
+    /// Nothing more for this slot in this poll.
+    Done,
+}
+
+/// What the stack answered to an [`Action::Send`] or [`Action::Receive`].
+#[derive(Copy, Clone, PartialEq, Debug)]
+#[non_exhaustive]
+pub enum Event {
+    /// The stack took this many bytes of output (0: as `WouldBlock`).
+    Sent(usize),
+    /// This many bytes arrived (0 counts as `WouldBlock`: an end of stream
+    /// is [`Event::EndOfStream`]).
+    Received(usize),
+    /// The peer ended its side of the stream (a receive returned `Ok(0)`).
+    EndOfStream,
+    /// Nothing can move now.
+    WouldBlock,
+    /// The stack reported an error of this kind; the connection ends.
+    Error(TcpErrorKind),
+}
+
+/// The configuration as the pool stores it: `Default` is a zero byte, so a
+/// pool made by [`Pool::with_default_config`] is all zero bytes (for a
+/// zero-sized handler) and a `static` of it lands in `.bss`.
+#[derive(Copy, Clone)]
+#[repr(u8)]
+enum Settings {
+    Default,
+    Set(Config),
+}
+
+/// The defaults, for [`Settings::Default`].
+static DEFAULT_CONFIG: Config = Config::new();
+
+/// The pure connection pool: `N` slots with `RX` and `TX` byte buffers,
+/// the handler, the configuration and the counters. See the
+/// [module docs](self) for how a driver uses it.
+///
+/// ```
+/// use tcpool_core::pool::{Action, Admission, Event, Pool};
+/// use tcpool_core::{Config, Conn, Handler, Instant};
+///
+/// struct Echo;
+/// impl Handler for Echo {
+///     type State = ();
+///     fn on_open(&mut self, _: &mut Conn<'_>) {}
+///     fn on_data(&mut self, conn: &mut Conn<'_>, _: &mut (), data: &[u8]) -> usize {
+///         conn.write(data)
+///     }
+/// }
+///
+/// let mut pool: Pool<Echo, 2, 64, 64> = Pool::new(Echo, Config::new());
+/// pool.set_listening(true);
+/// let now = Instant::ZERO;
+/// pool.begin_poll(now);
+/// assert!(pool.should_accept(now));
+/// let peer = "10.0.0.2:4000".parse().unwrap();
+/// assert_eq!(pool.admit(peer, now), Admission::Open { slot: 0, evicted: None });
+///
+/// // The stack has "hi" for slot 0: read it, and the echo is to be sent.
+/// assert!(matches!(pool.next_action(0, now), Action::Receive(_)));
+/// if let Action::Receive(buf) = pool.next_action(0, now) {
+///     buf[..2].copy_from_slice(b"hi");
+/// }
+/// pool.complete(0, now, Event::Received(2));
+/// assert!(matches!(pool.next_action(0, now), Action::Receive(_)));
+/// pool.complete(0, now, Event::WouldBlock);
+/// assert_eq!(pool.next_action(0, now), Action::Send(b"hi"));
+/// pool.complete(0, now, Event::Sent(2));
+/// assert_eq!(pool.next_action(0, now), Action::Done);
+/// assert!(pool.end_poll());
+/// ```
+pub struct Pool<H: Handler, const N: usize, const RX: usize, const TX: usize> {
+    handler: H,
+    settings: Settings,
+    slots: [Slot<H::State, RX, TX>; N],
+    stats: Stats,
+    next_id: u32,
+    accept_retry_at: Option<Instant>,
+    listening: bool,
+    deferring: bool,
+    progressed: bool,
+    last_now: Instant,
+}
+
+impl<H: Handler, const N: usize, const RX: usize, const TX: usize> Pool<H, N, RX, TX> {
+    const SIZES_OK: () = {
+        assert!(N > 0, "a server needs at least one slot (N > 0)");
+        assert!(N <= u16::MAX as usize, "at most 65535 slots");
+        assert!(RX > 0, "the receive buffer must not be empty (RX > 0)");
+        assert!(TX > 0, "the transmit buffer must not be empty (TX > 0)");
+    };
+
+    /// Bytes one slot takes in memory: its buffers and state.
+    pub const SLOT_BYTES: usize = core::mem::size_of::<Slot<H::State, RX, TX>>();
+
+    /// A pool with `handler` and `config`. Sizes that make no sense (`N`,
+    /// `RX` or `TX` of zero) fail to compile.
+    pub const fn new(handler: H, config: Config) -> Self {
+        let mut pool = Self::with_default_config(handler);
+        pool.settings = Settings::Set(config);
+        pool
+    }
+
+    /// A pool with `handler` and the default [`Config`], every byte of
+    /// which is zero when the handler's are (a zero-sized handler, say): a
+    /// `static` of it lands in `.bss`, not in the flash image. Change the
+    /// configuration at start-up with [`set_config`](Self::set_config).
+    pub const fn with_default_config(handler: H) -> Self {
+        #[allow(clippy::let_unit_value)]
+        let () = Self::SIZES_OK;
+        Pool {
+            handler,
+            settings: Settings::Default,
+            slots: [const { Slot::new() }; N],
+            stats: Stats::new(),
+            next_id: 0,
+            accept_retry_at: None,
+            listening: false,
+            deferring: false,
+            progressed: false,
+            last_now: Instant::ZERO,
+        }
+    }
+
+    // -------------------------------------------------------------- access
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        match &self.settings {
+            Settings::Default => &DEFAULT_CONFIG,
+            Settings::Set(config) => config,
+        }
+    }
+
+    /// Replaces the configuration. Takes effect at once; lowering
+    /// `max_connections` closes nobody.
+    pub fn set_config(&mut self, config: Config) {
+        self.settings = Settings::Set(config);
+    }
+
+    /// The handler.
+    pub fn handler(&self) -> &H {
+        &self.handler
+    }
+
+    /// The handler, mutably.
+    pub fn handler_mut(&mut self) -> &mut H {
+        &mut self.handler
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Connections in a slot now.
+    pub fn active(&self) -> usize {
+        self.stats.active as usize
+    }
+
+    /// The number of connections served at once: `max_connections` clamped
+    /// to `1..=N`.
+    pub fn max_connections(&self) -> usize {
+        self.config().max_connections.clamp(1, N)
+    }
+
+    /// Changes how many connections are served at once (clamped to `1..=N`).
+    pub fn set_max_connections(&mut self, n: usize) {
+        let mut config = *self.config();
+        config.max_connections = n;
+        self.set_config(config);
+    }
+
+    /// The state of slot `i`.
+    pub fn slot_state(&self, i: usize) -> SlotState {
+        self.slots[i].state()
+    }
+
+    /// The state of each slot, in slot order.
+    pub fn slot_states(&self) -> impl Iterator<Item = SlotState> + '_ {
+        self.slots.iter().map(|s| s.state())
+    }
+
+    /// Whether the driver has a listening socket (set by the driver).
+    pub fn set_listening(&mut self, listening: bool) {
+        self.listening = listening;
+        if !listening {
+            // A later listen starts afresh, not inside an old accept backoff.
+            self.accept_retry_at = None;
+            self.deferring = false;
+        }
+    }
+
+    /// Runs `f` on a live connection's handle and state, for output that
+    /// does not come from a callback. `None` if no live connection has that
+    /// id.
+    pub fn with_conn<R>(
+        &mut self,
+        id: ConnId,
+        now: Instant,
+        f: impl FnOnce(&mut Conn<'_>, &mut H::State) -> R,
+    ) -> Option<R> {
+        let Pool { slots, stats, .. } = self;
+        let slot = slots.iter_mut().find(|s| s.is_live() && s.id() == id)?;
+        slot.with_conn(now, stats, |conn, state| state.map(|s| f(conn, s)))
+    }
+
+    // --------------------------------------------------------------- polls
+
+    /// Starts a poll at `now` (which must not go backwards).
+    pub fn begin_poll(&mut self, now: Instant) {
+        self.last_now = now;
+        self.progressed = false;
+    }
+
+    /// Ends a poll: true if anything happened since
+    /// [`begin_poll`](Self::begin_poll) (a byte moved, a connection opened
+    /// or closed).
+    pub fn end_poll(&mut self) -> bool {
+        self.progressed
+    }
+
+    fn pool_full(&self) -> bool {
+        self.active() >= self.max_connections()
+    }
+
+    /// The slot to evict under `EvictIdlest`: live, idle at least
+    /// `min_idle`, idle longest, oldest id on ties.
+    fn eviction_candidate(&self, now: Instant, min_idle: Duration) -> Option<usize> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.is_live() && s.idle_for(now, min_idle))
+            .min_by_key(|(_, s)| (s.last_activity(), s.id()))
+            .map(|(i, _)| i)
+    }
+
+    /// Whether an accepted client could be placed or refused at `now`.
+    fn wants_accept(&self, now: Instant) -> bool {
+        if !self.listening || self.accept_retry_at.is_some_and(|t| now < t) {
+            return false;
+        }
+        if !self.pool_full() {
+            return true;
+        }
+        match self.config().when_full {
+            WhenFull::Defer => false,
+            WhenFull::Reject => true,
+            WhenFull::EvictIdlest { min_idle } => self.eviction_candidate(now, min_idle).is_some(),
+        }
+    }
+
+    /// Whether the driver should call `accept` now. Counts the pool filling
+    /// up under [`WhenFull::Defer`] (once per filling).
+    pub fn should_accept(&mut self, now: Instant) -> bool {
+        if self.accept_retry_at.is_some_and(|t| now >= t) {
+            self.accept_retry_at = None;
+        }
+        if self.listening && self.pool_full() && self.config().when_full == WhenFull::Defer {
+            if !self.deferring {
+                self.deferring = true;
+                bump(&mut self.stats.deferred);
+                debug!(
+                    "pool full ({} connections): new clients wait in the backlog",
+                    self.active()
+                );
+            }
+            return false;
+        }
+        self.deferring = false;
+        self.wants_accept(now)
+    }
+
+    /// `accept` failed (out of sockets, out of memory, ...): counted, and no
+    /// accept is tried again before the backoff passes.
+    pub fn accept_failed(&mut self, now: Instant) {
+        bump(&mut self.stats.accept_errors);
+        let backoff = self.config().accept_backoff;
+        warning!(
+            "accept failed; retrying in {} ms",
+            backoff.as_millis() as u64
+        );
+        self.accept_retry_at = Some(now + backoff);
+    }
+
+    /// Closing a socket failed (the slot is free regardless): counted.
+    pub fn close_failed(&mut self) {
+        bump(&mut self.stats.close_errors);
+    }
+
+    /// Decides what happens to a client just accepted from `peer`.
+    ///
+    /// Admission is decided before anything else: a client over the per-IP
+    /// cap or refused by [`Handler::admit`] is refused and never costs
+    /// another client its slot. Only then, if the pool is full, does
+    /// [`WhenFull`] apply: `Reject` refuses with the banner, `EvictIdlest`
+    /// evicts the idlest connection idle at least `min_idle` (or refuses if
+    /// none is).
+    pub fn admit(&mut self, peer: SocketAddr, now: Instant) -> Admission {
+        self.progressed = true;
+        let config = *self.config();
+        let full = self.pool_full();
+        if full && config.when_full == WhenFull::Reject {
+            bump(&mut self.stats.refused);
+            return Admission::Refuse {
+                banner: config.reject_banner,
+            };
+        }
+        let over_ip_cap = config.max_per_ip.is_some_and(|cap| {
+            self.slots
+                .iter()
+                .filter(|s| !s.is_free() && s.peer().ip() == peer.ip())
+                .count()
+                >= cap
+        });
+        if over_ip_cap || !self.handler.admit(peer) {
+            debug!(
+                "refused a client ({})",
+                if over_ip_cap { "per-IP cap" } else { "handler" }
+            );
+            bump(&mut self.stats.refused);
+            return Admission::Refuse { banner: b"" };
+        }
+        let mut evicted = None;
+        if full {
+            let candidate = match config.when_full {
+                WhenFull::EvictIdlest { min_idle } => self.eviction_candidate(now, min_idle),
+                _ => None,
+            };
+            let Some(victim) = candidate else {
+                bump(&mut self.stats.refused);
+                return Admission::Refuse { banner: b"" };
+            };
+            bump(&mut self.stats.evicted);
+            debug!(
+                "evicting conn {} (idlest) for a new client",
+                self.slots[victim].id()
+            );
+            self.release(victim, CloseReason::Evicted, true, now);
+            // The driver aborts the victim's socket as part of this
+            // admission, not through a later action.
+            self.slots[victim].set_step(Step::Idle);
+            evicted = Some(victim);
+        }
+        let Some(i) = self.slots.iter().position(|s| s.is_free()) else {
+            // Unreachable while `active` is kept right; refuse rather than panic.
+            bump(&mut self.stats.refused);
+            return Admission::Refuse { banner: b"" };
+        };
+        let id = ConnId::new(self.next_id);
+        self.next_id = self.next_id.wrapping_add(1);
+        bump(&mut self.stats.accepted);
+        bump(&mut self.stats.active);
+        self.stats.peak_active = self.stats.peak_active.max(self.stats.active);
+        let Pool {
+            slots,
+            stats,
+            handler,
+            ..
+        } = self;
+        let slot = &mut slots[i];
+        slot.open(id, peer, now);
+        let state = slot.with_conn(now, stats, |conn, _| handler.on_open(conn));
+        slot.set_user(state);
+        Admission::Open { slot: i, evicted }
+    }
+
+    /// Frees slot `i`: counts the reason, hands the state back to the
+    /// handler, and leaves the socket for the driver to close (or abort,
+    /// with `reset`) at its next action.
+    fn release(&mut self, i: usize, reason: CloseReason, reset: bool, now: Instant) {
+        let slot = &mut self.slots[i];
+        if slot.is_free() {
+            return;
+        }
+        if reason.is_error() {
+            warning!("conn {} closed: {}", slot.id(), reason);
+        } else {
+            debug!("conn {} closed: {}", slot.id(), reason);
+        }
+        let closed = slot.closed(reason, now);
+        let state = slot.release(reset);
+        self.stats.closed.record(reason);
+        self.stats.active = self.stats.active.saturating_sub(1);
+        self.progressed = true;
+        if let Some(state) = state {
+            self.handler.on_closed(&closed, state);
+        }
+    }
+
+    /// The slot's connection ends on a stack error of `kind`.
+    fn fail(&mut self, i: usize, kind: TcpErrorKind, now: Instant) {
+        self.slots[i].set_error(kind);
+        let reason = match kind {
+            TcpErrorKind::PipeClosed => CloseReason::Reset,
+            _ => CloseReason::StackError,
+        };
+        self.release(i, reason, false, now);
+    }
+
+    /// Marks every connection for shutdown: at the next actions each slot
+    /// sends what the stack takes right away, then is closed with
+    /// [`CloseReason::Shutdown`].
+    pub fn begin_shutdown(&mut self) {
+        for slot in &mut self.slots {
+            if !slot.is_free() {
+                slot.begin_service(0);
+                slot.set_step(Step::ShutdownFlush);
+            }
+        }
+    }
+
+    /// The next thing to do for slot `i` in this poll. Call it until it
+    /// returns [`Action::Done`], reporting the stack's answer to each
+    /// `Send` and `Receive` with [`complete`](Self::complete).
+    pub fn next_action(&mut self, i: usize, now: Instant) -> Action<'_> {
+        loop {
+            let slot = &mut self.slots[i];
+            let step = slot.step();
+            match step {
+                Step::Idle => match slot.state() {
+                    SlotState::Free => return Action::Done,
+                    SlotState::Closing { .. } => {
+                        slot.begin_service(0);
+                        slot.set_step(Step::CloseFlush);
+                    }
+                    SlotState::Open | SlotState::PeerClosed => {
+                        let budget = match self.config().read_budget {
+                            0 => RX,
+                            b => b,
+                        };
+                        let slot = &mut self.slots[i];
+                        slot.begin_service(budget);
+                        slot.set_step(Step::FlushFirst);
+                    }
+                },
+                Step::FlushFirst
+                | Step::FlushAfter
+                | Step::FlushAfterMore
+                | Step::CloseFlush
+                | Step::ShutdownFlush
+                    if !slot.tx_is_empty() && !slot.send_blocked() =>
+                {
+                    return Action::Send(self.slots[i].tx_pending());
+                }
+                Step::FlushFirst => {
+                    slot.begin_read();
+                    slot.set_step(Step::Read);
+                }
+                Step::Read => {
+                    if slot.can_read() {
+                        if slot.budget() > 0 {
+                            return Action::Receive(self.slots[i].receive_buffer());
+                        }
+                        slot.budget_spent();
+                    }
+                    self.after_read(i, now);
+                }
+                Step::FlushAfter => {
+                    slot.set_step(Step::Finished);
+                }
+                Step::CloseFlush => {
+                    let SlotState::Closing { reason, deadline } = slot.state() else {
+                        slot.set_step(Step::Finished);
+                        continue;
+                    };
+                    if slot.tx_is_empty() {
+                        self.release(i, reason, false, now);
+                    } else if now >= deadline {
+                        bump(&mut self.stats.linger_expired);
+                        warning!(
+                            "conn {}: output not flushed within the linger time",
+                            slot.id()
+                        );
+                        self.release(i, reason, false, now);
+                    } else {
+                        slot.set_step(Step::Finished);
+                    }
+                }
+                Step::ShutdownFlush => {
+                    self.release(i, CloseReason::Shutdown, false, now);
+                }
+                Step::Release => {
+                    slot.set_step(Step::Finished);
+                    return Action::Close;
+                }
+                Step::ReleaseReset => {
+                    slot.set_step(Step::Finished);
+                    return Action::Abort;
+                }
+                Step::Finished => {
+                    slot.set_step(Step::Idle);
+                    return Action::Done;
+                }
+                Step::FlushAfterMore => {
+                    if slot.wants_another_round(true) {
+                        slot.begin_read();
+                        slot.set_step(Step::Read);
+                    } else {
+                        slot.set_step(Step::Finished);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reading is over for this round: run the callbacks, then decide
+    /// whether the connection goes on, closes or aborts.
+    fn after_read(&mut self, i: usize, now: Instant) {
+        let config = *self.config();
+        let Pool {
+            slots,
+            stats,
+            handler,
+            ..
+        } = self;
+        let slot = &mut slots[i];
+        let filled = slot.filled_with_budget_left();
+        slot.run_callbacks(now, stats, handler);
+        if slot.overflowed() {
+            warning!(
+                "conn {}: a frame does not fit the {}-byte receive buffer",
+                slot.id(),
+                RX
+            );
+            slot.set_request(Request::Close(CloseReason::RxOverflow));
+        }
+        if let Some(idle) = config.idle_timeout
+            && slot.request() == Request::None
+            && slot.idle_for(now, idle)
+        {
+            slot.set_request(Request::Close(CloseReason::IdleTimeout));
+        }
+        match slot.request() {
+            Request::None => slot.set_step(if filled {
+                Step::FlushAfterMore
+            } else {
+                Step::FlushAfter
+            }),
+            Request::Abort => self.release(i, CloseReason::Aborted, true, now),
+            Request::Close(reason) => {
+                slot.begin_close(reason, now, config.linger);
+                slot.set_step(Step::CloseFlush);
+                self.progressed = true;
+            }
+        }
+    }
+
+    /// Reports what the stack answered to the last [`Action::Send`] or
+    /// [`Action::Receive`] of slot `i`.
+    pub fn complete(&mut self, i: usize, now: Instant, event: Event) {
+        let slot = &mut self.slots[i];
+        match event {
+            Event::Sent(0) | Event::WouldBlock if slot.step() == Step::Read => {
+                slot.set_recv_blocked();
+            }
+            Event::Sent(0) | Event::WouldBlock => slot.set_send_blocked(),
+            Event::Received(0) => slot.set_recv_blocked(),
+            Event::Sent(n) => {
+                let before = slot.bytes_out();
+                slot.sent(n, now);
+                self.stats.bytes_out += slot.bytes_out() - before;
+                self.progressed = true;
+            }
+            Event::Received(n) => {
+                let before = slot.bytes_in();
+                slot.received(n, now);
+                self.stats.bytes_in += slot.bytes_in() - before;
+                self.progressed = true;
+            }
+            Event::EndOfStream => {
+                slot.peer_finished();
+                self.progressed = true;
+            }
+            Event::Error(kind) => self.fail(i, kind, now),
+        }
+    }
+
+    // ------------------------------------------------------------- waiting
+
+    /// Whether the driver should wait for its listener to be readable.
+    pub fn wants_listener(&self) -> bool {
+        self.wants_accept(self.last_now)
+    }
+
+    /// The readiness to wait for on slot `i`'s socket.
+    pub fn interest(&self, i: usize) -> Interest {
+        self.slots[i].interest()
+    }
+
+    /// The latest time by which the driver must poll again even if no
+    /// socket becomes ready: the nearest idle or linger deadline, the end of
+    /// an accept backoff, an eviction becoming possible (while none is), or the time of the
+    /// last poll if there is work left right now. `None`: nothing is due
+    /// until a socket is ready.
+    pub fn poll_at(&self) -> Option<Instant> {
+        let now = self.last_now;
+        let config = self.config();
+        let mut next: Option<Instant> = None;
+        let mut soon = |t: Instant| next = Some(next.map_or(t, |n: Instant| n.min(t)));
+        if let Some(t) = self.accept_retry_at {
+            soon(t);
+        }
+        if self.pool_full()
+            && let WhenFull::EvictIdlest { min_idle } = config.when_full
+            && self.listening
+            && let Some(t) = self
+                .slots
+                .iter()
+                .filter(|s| s.is_live())
+                .map(|s| s.last_activity() + min_idle)
+                .min()
+            // Once an eviction is possible the listener's readiness is
+            // waited on instead: a passed deadline here would spin.
+            && t > now
+        {
+            soon(t);
+        }
+        for slot in &self.slots {
+            match slot.state() {
+                SlotState::Free => {}
+                SlotState::Open | SlotState::PeerClosed => {
+                    if slot.has_work_now() {
+                        soon(now);
+                    }
+                    if let Some(idle) = config.idle_timeout {
+                        soon(slot.last_activity() + idle);
+                    }
+                }
+                SlotState::Closing { deadline, .. } => {
+                    soon(if slot.tx_is_empty() { now } else { deadline });
+                }
+            }
+        }
+        next
+    }
+}
+
+#[cfg(test)]
+#[path = "pool_tests.rs"]
+mod tests;
