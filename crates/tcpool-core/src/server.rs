@@ -23,13 +23,13 @@ use crate::time::Instant;
 ///
 /// Guarantees:
 /// - an established connection is never dropped to make room, unless
-///   [`WhenFull::EvictIdlest`] is chosen;
+///   [`WhenFull::EvictIdlest`](crate::WhenFull::EvictIdlest) is chosen;
 /// - every byte received before the peer's end of stream is offered to
 ///   [`Handler::on_data`] before [`Handler::on_peer_closed`] is called;
 /// - output is never dropped silently: writes are bounded by the buffer
 ///   room, and a graceful close sends what is queued first;
 /// - an error on one connection closes that connection only, with a
-///   [`CloseReason`] that is counted in [`Stats::closed`];
+///   [`CloseReason`](crate::CloseReason) that is counted in [`Stats::closed`];
 /// - [`Handler::on_closed`] is called exactly once per connection.
 ///
 /// ```

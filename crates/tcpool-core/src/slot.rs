@@ -11,7 +11,7 @@
 //! A slot does no I/O and holds no socket: the [`Pool`](crate::pool::Pool)
 //! decides, the driver ([`Server`](crate::Server)) moves the bytes. Every
 //! field is private; every change of state goes through
-//! [`set_state`](Slot::set_state), which logs it at trace level.
+//! `Slot::set_state`, which logs it at trace level.
 //!
 //! Every field's empty value is all zero bytes (enums with `repr(u8)` and
 //! their empty variant first), so a pool in a `static` lands in `.bss`.
