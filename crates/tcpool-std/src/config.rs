@@ -17,7 +17,7 @@ use std::net::{IpAddr, Ipv4Addr};
 ///     .with_bind_ip(Ipv6Addr::LOCALHOST.into())
 ///     .with_backlog(512)
 ///     .with_keepalive(Some(Duration::from_secs(30)))
-///     .with_linger(Duration::from_millis(500));
+///     .with_lingering_close(Some(Duration::from_millis(500)));
 /// assert!(config.nodelay);
 /// assert!(config.reuse_address);
 /// ```
@@ -56,12 +56,18 @@ pub struct Config {
     /// Set `TCP_NODELAY` (no Nagle delay) on accepted and connected sockets.
     /// A request/response server wants this. Default: `true`.
     pub nodelay: bool,
-    /// How long a gracefully closed connection is kept to drain the peer's
-    /// input after our FIN (the "lingering close"; see
-    /// [`StdStack`](crate::StdStack)'s `close`). `Duration::ZERO` makes
-    /// `close` a plain `close(2)`, which answers unread input with a reset.
-    /// Default: 2 s.
-    pub linger: Duration,
+    /// The lingering close: after `close`, how long the stack keeps the
+    /// connection to deliver queued output and drain the peer's input
+    /// (see [`StdStack`](crate::StdStack)'s `close`), so that unread input
+    /// never turns into a reset that destroys the last response. `None`
+    /// makes `close` a plain `close(2)`, which answers unread input with a
+    /// reset. Default: 2 s.
+    ///
+    /// Not to be confused with the server's
+    /// [`tcpool_core::Config::linger`], which bounds how long the server
+    /// waits for its own transmit buffer to drain into the stack before it
+    /// calls `close` at all.
+    pub lingering_close: Option<Duration>,
 }
 
 impl Config {
@@ -73,7 +79,7 @@ impl Config {
         backlog: 128,
         keepalive: None,
         nodelay: true,
-        linger: Duration::from_secs(2),
+        lingering_close: Some(Duration::from_secs(2)),
     };
 
     /// Sets [`bind_ip`](Self::bind_ip).
@@ -112,9 +118,9 @@ impl Config {
         self
     }
 
-    /// Sets [`linger`](Self::linger).
-    pub const fn with_linger(mut self, linger: Duration) -> Self {
-        self.linger = linger;
+    /// Sets [`lingering_close`](Self::lingering_close).
+    pub const fn with_lingering_close(mut self, linger: Option<Duration>) -> Self {
+        self.lingering_close = linger;
         self
     }
 }
@@ -139,7 +145,7 @@ mod tests {
         let c = Config::default();
         assert!(c.reuse_address);
         assert!(c.nodelay);
-        assert_eq!(c.linger, Duration::from_secs(2));
+        assert_eq!(c.lingering_close, Some(Duration::from_secs(2)));
         assert_eq!(c.backlog, 128);
         assert_eq!(c.keepalive, None);
         assert!(!c.ipv6_only);

@@ -97,6 +97,7 @@ compile_error!("tcpool-std supports Unix-like systems only (it waits with poll(2
 mod clock;
 mod config;
 mod error;
+mod fmt;
 mod idle;
 mod linger;
 mod passthrough;

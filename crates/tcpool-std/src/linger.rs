@@ -9,6 +9,7 @@
 //! timeout; only then is the socket closed. nginx calls this "lingering
 //! close".
 
+use crate::fmt::debug;
 use std::io::{ErrorKind, Read};
 use std::net::TcpStream;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -88,7 +89,7 @@ impl LingerSet {
         self.entries.retain(|e| {
             let keep = e.until > now;
             if !keep {
-                log::debug!("lingering close timed out, closing {:?}", e.stream);
+                debug!("lingering close timed out, closing {:?}", e.stream);
             }
             keep
         });

@@ -1,6 +1,7 @@
 //! [`StdStack`]: `embedded-nal` TCP over the host's sockets.
 
 use crate::error::to_nb;
+use crate::fmt::{debug, trace};
 use crate::idle::IdleSet;
 use crate::linger::{Drained, LingerSet, drain};
 use crate::socket::{State, TcpSocket, canonical, sock_addr};
@@ -47,7 +48,7 @@ const ACCEPT_RETRIES: usize = 8;
 /// `close` on a connection shuts down the write side (the kernel sends the
 /// queued data, then a FIN), and keeps the socket in an internal list where
 /// incoming bytes are read and discarded until the peer's FIN or
-/// [`Config::linger`] passes; then the socket is closed. Without this, bytes
+/// [`Config::lingering_close`] passes; then the socket is closed. Without this, bytes
 /// the server never read make the kernel answer with a reset, which can
 /// destroy the response the client has not read yet. `close` never blocks:
 /// the list is advanced by [`wait`](Self::wait) (which also wakes for it) and
@@ -170,7 +171,7 @@ impl StdStack {
         else {
             unreachable!("matched above")
         };
-        log::trace!("connected to {remote}");
+        trace!("connected to {remote}");
         socket.state = State::Connected(sock.into());
         Ok(())
     }
@@ -294,9 +295,9 @@ impl TcpClientStack for StdStack {
             // deliver, close at once.
             return Ok(());
         };
-        if self.config.linger.is_zero() {
+        let Some(linger) = self.config.lingering_close.filter(|d| !d.is_zero()) else {
             return Ok(());
-        }
+        };
         if socket.peer_finished {
             // Everything the peer sent has been read, up to its FIN, so no
             // unread input can turn the close into a reset: a plain close(2)
@@ -313,8 +314,8 @@ impl TcpClientStack for StdStack {
             // sends what is queued.
             return Ok(());
         }
-        let until = std::time::Instant::now() + self.config.linger;
-        log::trace!("lingering close of {stream:?} for {:?}", self.config.linger);
+        let until = std::time::Instant::now() + linger;
+        trace!("lingering close of {:?} for {:?}", stream, linger);
         self.lingering.push(stream, until);
         Ok(())
     }
@@ -369,7 +370,7 @@ impl TcpFullStack for StdStack {
         }
         sock.set_nonblocking(true)?;
         sock.bind(&addr.into())?;
-        log::debug!("bound {}", sock_addr(sock.local_addr()?)?);
+        debug!("bound {}", sock_addr(sock.local_addr()?)?);
         socket.state = State::Bound(sock);
         Ok(())
     }
@@ -406,7 +407,7 @@ impl TcpFullStack for StdStack {
         self.configure_connection(SockRef::from(&stream))
             .map_err(Error::from)?;
         let peer = canonical(peer);
-        log::trace!("accepted {peer}");
+        trace!("accepted {peer}");
         Ok((TcpSocket::connected(stream), peer))
     }
 }
@@ -426,7 +427,7 @@ fn accept_one(listener: &TcpListener) -> nb::Result<(TcpStream, SocketAddr), Err
                     ErrorKind::ConnectionAborted | ErrorKind::Interrupted
                 ) =>
             {
-                log::trace!("accept: {e}, retrying");
+                trace!("accept: {e}, retrying");
             }
             Err(e) if e.kind() == ErrorKind::WouldBlock => return Err(nb::Error::WouldBlock),
             Err(e) => return Err(nb::Error::Other(e.into())),

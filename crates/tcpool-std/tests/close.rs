@@ -71,7 +71,7 @@ fn lingering_close_delivers_the_last_response_to_a_client_still_sending() {
 #[cfg(target_os = "linux")]
 #[test]
 fn plain_close_with_unread_input_resets_the_connection() {
-    let (outcome, _) = answer_and_close(Config::default().with_linger(Duration::ZERO));
+    let (outcome, _) = answer_and_close(Config::default().with_lingering_close(None));
     assert!(
         matches!(outcome, Err((_, ErrorKind::ConnectionReset))),
         "{outcome:?}"
@@ -118,7 +118,7 @@ fn lingering_socket_is_released_at_the_peers_eof() {
 
 #[test]
 fn lingering_socket_is_released_after_the_linger_timeout() {
-    let config = Config::default().with_linger(Duration::from_millis(100));
+    let config = Config::default().with_lingering_close(Some(Duration::from_millis(100)));
     let (mut stack, _c) = closed_with_unread_input(config);
     assert_eq!(stack.lingering(), 1);
     // The client keeps its side open; wait sleeps through the timeout.
@@ -137,7 +137,7 @@ fn lingering_socket_is_released_after_the_linger_timeout() {
 
 #[test]
 fn lingering_timeout_is_also_applied_by_other_calls() {
-    let config = Config::default().with_linger(Duration::from_millis(50));
+    let config = Config::default().with_lingering_close(Some(Duration::from_millis(50)));
     let (mut stack, _c) = closed_with_unread_input(config);
     assert_eq!(stack.lingering(), 1);
     std::thread::sleep(Duration::from_millis(80));
@@ -148,7 +148,7 @@ fn lingering_timeout_is_also_applied_by_other_calls() {
 
 #[test]
 fn close_with_zero_linger_does_not_linger() {
-    let (stack, _c) = closed_with_unread_input(Config::default().with_linger(Duration::ZERO));
+    let (stack, _c) = closed_with_unread_input(Config::default().with_lingering_close(None));
     assert_eq!(stack.lingering(), 0);
 }
 
