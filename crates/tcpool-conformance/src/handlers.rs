@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::vec::Vec;
 
-use tcpool_core::framing::{Lines, Prefix, next_frame};
+use tcpool_core::framing::{LineTimeout, Lines, Prefix, next_frame};
 use tcpool_core::{CloseReason, Closed, Conn, ConnId, Handler, Instant};
 
 use crate::pattern::Pattern;
@@ -99,6 +99,7 @@ pub struct Recorder {
     conns: Vec<ConnRecord>,
     order: Vec<Closed>,
     refusing: bool,
+    line_timeout: Option<LineTimeout>,
 }
 
 impl Recorder {
@@ -111,6 +112,7 @@ impl Recorder {
             conns: Vec::new(),
             order: Vec::new(),
             refusing: false,
+            line_timeout: None,
         }
     }
 
@@ -124,6 +126,14 @@ impl Recorder {
     /// output) before closing.
     pub fn with_trailer(mut self, trailer: &'static [u8]) -> Self {
         self.trailer = trailer;
+        self
+    }
+
+    /// In [`Mode::Lines`], a request deadline: the first line must be
+    /// complete within `timeout` of the accept, every later line within
+    /// `timeout` of its first byte ([`LineTimeout`]).
+    pub fn with_request_timeout(mut self, timeout: core::time::Duration) -> Self {
+        self.line_timeout = Some(LineTimeout::new(timeout));
         self
     }
 
@@ -329,6 +339,9 @@ impl Handler for Recorder {
             closed: None,
             closed_calls: 0,
         });
+        if let (Some(t), Mode::Lines { .. }) = (self.line_timeout, self.mode) {
+            t.opened(conn);
+        }
         ConnState {
             index: self.conns.len() - 1,
             stream: None,
@@ -351,7 +364,15 @@ impl Handler for Recorder {
                 data.len()
             }
             Mode::Hold => 0,
-            Mode::Lines { max } => self.lines(conn, state, data, max),
+            Mode::Lines { max } => {
+                let before = self.conns[state.index].messages.len();
+                let used = self.lines(conn, state, data, max);
+                if let Some(t) = self.line_timeout {
+                    let completed = self.conns[state.index].messages.len() > before;
+                    t.parsed(conn, completed, data.len() - used);
+                }
+                used
+            }
             Mode::Frames { prefix, max } => self.frames(conn, state, data, prefix, max),
         }
     }

@@ -100,6 +100,8 @@ macro_rules! conformance_suite {
                 stack_out_of_sockets_accept_fails_and_recovers,
                 accept_burst_larger_than_backlog,
                 refused_peer_never_evicts,
+                request_deadline_closes_trickling_clients,
+                write_stall_resets_a_peer_that_never_reads,
             }
         }
     };

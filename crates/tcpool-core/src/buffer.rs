@@ -8,8 +8,10 @@
 /// A byte queue over any backing storage; `Buffer<[u8; CAP]>` is the sized
 /// form stored in a slot and `Buffer<[u8]>` the form the methods work on.
 pub(crate) struct Buffer<S: ?Sized> {
-    start: usize,
-    end: usize,
+    // `u32` offsets: buffers are at most 4 GiB (checked where a pool is
+    // made), and the slot's bookkeeping stays small on 64-bit hosts.
+    start: u32,
+    end: u32,
     data: S,
 }
 
@@ -45,7 +47,7 @@ impl Buffer<[u8]> {
 
     /// Bytes queued.
     pub(crate) fn len(&self) -> usize {
-        self.end - self.start
+        (self.end - self.start) as usize
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -63,12 +65,12 @@ impl Buffer<[u8]> {
 
     /// The queued bytes, oldest first.
     pub(crate) fn data(&self) -> &[u8] {
-        &self.data[self.start..self.end]
+        &self.data[self.start as usize..self.end as usize]
     }
 
     /// Drops the first `n` queued bytes (clamped to what is queued).
     pub(crate) fn consume(&mut self, n: usize) {
-        self.start += n.min(self.len());
+        self.start += n.min(self.len()) as u32;
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
@@ -78,41 +80,44 @@ impl Buffer<[u8]> {
     /// All free space as one writable slice; call [`commit`](Self::commit)
     /// with the number of bytes written into it.
     pub(crate) fn spare_mut(&mut self) -> &mut [u8] {
-        if self.start > 0 && self.end == self.data.len() {
-            self.data.copy_within(self.start..self.end, 0);
+        if self.start > 0 && self.end as usize == self.data.len() {
+            self.data
+                .copy_within(self.start as usize..self.end as usize, 0);
             self.end -= self.start;
             self.start = 0;
         }
-        let end = self.end;
+        let end = self.end as usize;
         &mut self.data[end..]
     }
 
     /// Free space after the queued bytes, without compacting.
     pub(crate) fn tail_room(&self) -> usize {
-        self.data.len() - self.end
+        self.data.len() - self.end as usize
     }
 
     /// Marks `n` bytes of the slice from [`spare_mut`](Self::spare_mut) as queued.
     pub(crate) fn commit(&mut self, n: usize) {
-        debug_assert!(self.end + n <= self.data.len());
-        self.end = (self.end + n).min(self.data.len());
+        debug_assert!(self.end as usize + n <= self.data.len());
+        self.end = (self.end as usize + n).min(self.data.len()) as u32;
     }
 
     /// Queues as much of `bytes` as fits; returns how much that was.
     pub(crate) fn push(&mut self, bytes: &[u8]) -> usize {
         let n = bytes.len().min(self.room());
         if n > 0 {
-            if self.data.len() - self.end < n {
+            if self.tail_room() < n {
                 self.spare_mut();
-                if self.data.len() - self.end < n {
+                if self.tail_room() < n {
                     // spare_mut only compacts when the tail is exhausted.
-                    self.data.copy_within(self.start..self.end, 0);
+                    self.data
+                        .copy_within(self.start as usize..self.end as usize, 0);
                     self.end -= self.start;
                     self.start = 0;
                 }
             }
-            self.data[self.end..self.end + n].copy_from_slice(&bytes[..n]);
-            self.end += n;
+            let end = self.end as usize;
+            self.data[end..end + n].copy_from_slice(&bytes[..n]);
+            self.end += n as u32;
         }
         n
     }

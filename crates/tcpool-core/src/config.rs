@@ -72,12 +72,18 @@ pub struct Config {
     /// After a failed `accept` (out of sockets, ...), wait this long before
     /// trying again. Default 50 ms.
     pub accept_backoff: Duration,
+    /// Reset a connection whose output has waited this long without the
+    /// peer taking a byte of it (the peer stopped reading), with
+    /// [`CloseReason::WriteStall`](crate::CloseReason::WriteStall). `None`
+    /// (the default) never does; then only the idle timeout, if set, frees
+    /// such a slot.
+    pub write_stall: Option<Duration>,
 }
 
 impl Config {
     /// The defaults: `max_connections = usize::MAX` (the whole pool),
     /// [`WhenFull::Defer`], no idle timeout, 5 s linger, full read budget,
-    /// no per-IP cap, no banner, 50 ms accept backoff.
+    /// no per-IP cap, no banner, 50 ms accept backoff, no write-stall timeout.
     pub const fn new() -> Self {
         Config {
             max_connections: usize::MAX,
@@ -88,6 +94,7 @@ impl Config {
             max_per_ip: None,
             reject_banner: b"",
             accept_backoff: Duration::from_millis(50),
+            write_stall: None,
         }
     }
 
@@ -130,6 +137,12 @@ impl Config {
     /// Sets [`reject_banner`](Config::reject_banner).
     pub const fn with_reject_banner(mut self, banner: &'static [u8]) -> Self {
         self.reject_banner = banner;
+        self
+    }
+
+    /// Sets [`write_stall`](Config::write_stall).
+    pub const fn with_write_stall(mut self, stall: Option<Duration>) -> Self {
+        self.write_stall = stall;
         self
     }
 

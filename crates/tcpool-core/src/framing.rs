@@ -17,7 +17,79 @@
 //! assert_eq!(lines.consumed(), 15);
 //! ```
 
+use core::time::Duration;
+
 use crate::error::FrameError;
+use crate::handler::Conn;
+
+/// The usual request-deadline policy of a line protocol, on top of
+/// [`Conn::set_deadline`]: the first line must be complete within `timeout`
+/// of the accept, and every later line within `timeout` of its first byte.
+/// Time between lines is not bounded here (that is the idle timeout's
+/// job). A client that trickles a line a byte at a time is closed with
+/// [`CloseReason::RequestTimeout`](crate::CloseReason::RequestTimeout).
+///
+/// ```
+/// use core::time::Duration;
+/// use tcpool_core::framing::{LineTimeout, Lines};
+/// use tcpool_core::{Conn, Handler};
+///
+/// struct Commands(LineTimeout);
+/// impl Handler for Commands {
+///     type State = ();
+///     fn on_open(&mut self, conn: &mut Conn<'_>) {
+///         self.0.opened(conn);
+///     }
+///     fn on_data(&mut self, conn: &mut Conn<'_>, _: &mut (), data: &[u8]) -> usize {
+///         let mut lines = Lines::new(data, 128);
+///         let mut complete = 0;
+///         for line in lines.by_ref().flatten() {
+///             complete += 1;
+///             let _ = conn.write_all(line);
+///         }
+///         let used = lines.consumed();
+///         self.0.parsed(conn, complete > 0, data.len() - used);
+///         used
+///     }
+/// }
+/// let _ = Commands(LineTimeout::new(Duration::from_secs(1)));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineTimeout {
+    timeout: Duration,
+}
+
+impl LineTimeout {
+    /// Lines must complete within `timeout`.
+    pub const fn new(timeout: Duration) -> Self {
+        LineTimeout { timeout }
+    }
+
+    /// The time a line has.
+    pub const fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Call from [`Handler::on_open`](crate::Handler::on_open): the first
+    /// line must be complete within the timeout of the accept.
+    pub fn opened(&self, conn: &mut Conn<'_>) {
+        conn.set_deadline(conn.now() + self.timeout);
+    }
+
+    /// Call from [`Handler::on_data`](crate::Handler::on_data) after
+    /// parsing: `completed` says whether at least one line was complete,
+    /// `left` how many bytes remain unconsumed (the start of the next
+    /// line). A completed line clears the deadline; the first bytes of a new
+    /// line start a fresh one.
+    pub fn parsed(&self, conn: &mut Conn<'_>, completed: bool, left: usize) {
+        if completed {
+            conn.clear_deadline();
+        }
+        if left > 0 && conn.deadline().is_none() {
+            conn.set_deadline(conn.now() + self.timeout);
+        }
+    }
+}
 
 /// Finds the first complete line in `buf`.
 ///

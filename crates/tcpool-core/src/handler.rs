@@ -62,10 +62,17 @@ pub enum CloseReason {
     Aborted,
     /// The server was shut down.
     Shutdown,
+    /// A deadline the handler set ([`Conn::set_deadline`]) passed: a request
+    /// did not complete in time (a slow or trickling client).
+    RequestTimeout,
+    /// Output waited for [`Config::write_stall`](crate::Config::write_stall)
+    /// without the peer taking a byte of it: the peer stopped reading. The
+    /// connection is reset (its output could not be delivered anyway).
+    WriteStall,
 }
 
 impl CloseReason {
-    pub(crate) const COUNT: usize = 10;
+    pub(crate) const COUNT: usize = 12;
 
     /// Every reason, in declaration order.
     pub const ALL: [CloseReason; Self::COUNT] = [
@@ -79,6 +86,8 @@ impl CloseReason {
         CloseReason::Protocol,
         CloseReason::Aborted,
         CloseReason::Shutdown,
+        CloseReason::RequestTimeout,
+        CloseReason::WriteStall,
     ];
 
     pub(crate) const fn index(self) -> usize {
@@ -98,6 +107,8 @@ impl CloseReason {
             CloseReason::Protocol => "protocol",
             CloseReason::Aborted => "aborted",
             CloseReason::Shutdown => "shutdown",
+            CloseReason::RequestTimeout => "request_timeout",
+            CloseReason::WriteStall => "write_stall",
         }
     }
 
@@ -110,6 +121,8 @@ impl CloseReason {
                 | CloseReason::StackError
                 | CloseReason::RxOverflow
                 | CloseReason::Protocol
+                | CloseReason::RequestTimeout
+                | CloseReason::WriteStall
         )
     }
 }
@@ -182,6 +195,7 @@ pub struct Conn<'a> {
     pub(crate) request: &'a mut Request,
     pub(crate) peer_closed: bool,
     pub(crate) wants_writable: &'a mut bool,
+    pub(crate) deadline: &'a mut Option<Instant>,
     pub(crate) stats: &'a Stats,
 }
 
@@ -210,6 +224,45 @@ impl Conn<'_> {
     /// True once the connection is closing or aborted.
     pub fn is_closing(&self) -> bool {
         *self.request != Request::None
+    }
+
+    /// Gives this connection a deadline: if it is still open at `at`, it is
+    /// closed with [`CloseReason::RequestTimeout`]. Setting it again moves
+    /// it; [`clear_deadline`](Conn::clear_deadline) removes it. This is how
+    /// a handler bounds how long a request may take to arrive (see
+    /// [`framing::LineTimeout`](crate::framing::LineTimeout) for the usual
+    /// policy for line protocols), so that a client trickling a byte at a
+    /// time cannot hold a slot for ever.
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use tcpool_core::{Conn, Handler};
+    ///
+    /// /// The first byte must come within 2 s of the accept.
+    /// struct Prompt;
+    /// impl Handler for Prompt {
+    ///     type State = ();
+    ///     fn on_open(&mut self, conn: &mut Conn<'_>) {
+    ///         conn.set_deadline(conn.now() + Duration::from_secs(2));
+    ///     }
+    ///     fn on_data(&mut self, conn: &mut Conn<'_>, _: &mut (), data: &[u8]) -> usize {
+    ///         conn.clear_deadline();
+    ///         conn.write(data)
+    ///     }
+    /// }
+    /// ```
+    pub fn set_deadline(&mut self, at: Instant) {
+        *self.deadline = Some(at);
+    }
+
+    /// Removes the deadline set with [`set_deadline`](Conn::set_deadline).
+    pub fn clear_deadline(&mut self) {
+        *self.deadline = None;
+    }
+
+    /// The deadline in force, if any.
+    pub fn deadline(&self) -> Option<Instant> {
+        *self.deadline
     }
 
     /// The server's counters as they stand now (the connection's own

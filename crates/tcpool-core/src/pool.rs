@@ -187,6 +187,11 @@ impl<H: Handler, const N: usize, const RX: usize, const TX: usize> Pool<H, N, RX
         assert!(N <= u16::MAX as usize, "at most 65535 slots");
         assert!(RX > 0, "the receive buffer must not be empty (RX > 0)");
         assert!(TX > 0, "the transmit buffer must not be empty (TX > 0)");
+        assert!(RX <= u32::MAX as usize, "a receive buffer is at most 4 GiB");
+        assert!(
+            TX <= u32::MAX as usize,
+            "a transmit buffer is at most 4 GiB"
+        );
     };
 
     /// Bytes one slot takes in memory: its buffers and state.
@@ -624,11 +629,27 @@ impl<H: Handler, const N: usize, const RX: usize, const TX: usize> Pool<H, N, RX
             );
             slot.set_request(Request::Close(CloseReason::RxOverflow));
         }
+        slot.track_tx_wait(now);
         if let Some(idle) = config.idle_timeout
-            && slot.request() == Request::None
             && slot.idle_for(now, idle)
         {
             slot.set_request(Request::Close(CloseReason::IdleTimeout));
+        }
+        if slot.deadline().is_some_and(|t| now >= t) {
+            debug!("conn {}: request deadline passed", slot.id());
+            slot.set_request(Request::Close(CloseReason::RequestTimeout));
+        }
+        if let Some(stall) = config.write_stall
+            && slot.stall_deadline(stall).is_some_and(|t| now >= t)
+            && slot.request() == Request::None
+        {
+            warning!(
+                "conn {}: the peer took no output for {} ms",
+                slot.id(),
+                stall.as_millis() as u64
+            );
+            self.release(i, CloseReason::WriteStall, true, now);
+            return;
         }
         match slot.request() {
             Request::None => slot.set_step(if filled {
@@ -724,6 +745,12 @@ impl<H: Handler, const N: usize, const RX: usize, const TX: usize> Pool<H, N, RX
                     }
                     if let Some(idle) = config.idle_timeout {
                         soon(slot.last_activity() + idle);
+                    }
+                    if let Some(t) = slot.deadline() {
+                        soon(t);
+                    }
+                    if let Some(t) = config.write_stall.and_then(|d| slot.stall_deadline(d)) {
+                        soon(t);
                     }
                 }
                 SlotState::Closing { deadline, .. } => {

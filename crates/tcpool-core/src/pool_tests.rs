@@ -138,6 +138,21 @@ fn serve(
     panic!("slot {i} never finished its actions");
 }
 
+/// Runs slot `i`'s actions with a stack that moves nothing; returns the
+/// closing action, if any.
+fn stuck(p: &mut TestPool, i: usize, now: Instant) -> Option<&'static str> {
+    let mut closing = None;
+    for _ in 0..100 {
+        match p.next_action(i, now) {
+            Action::Done => return closing,
+            Action::Send(_) | Action::Receive(_) => p.complete(i, now, Event::WouldBlock),
+            Action::Close => closing = Some("close"),
+            Action::Abort => closing = Some("abort"),
+        }
+    }
+    panic!("slot {i} never finished its actions");
+}
+
 #[test]
 fn refused_peer_never_evicts() {
     let config = Config::new().with_when_full(WhenFull::EvictIdlest {
@@ -405,4 +420,95 @@ fn callbacks_can_read_the_stats() {
     p.admit(peer(2, 1), t(0));
     p.admit(peer(3, 1), t(0));
     assert_eq!(p.handler().0, 2, "on_open saw its own accept counted");
+}
+
+/// A handler whose first byte must come within 100 ms of the accept, and
+/// which never reads (to stall output) when `sink` is off.
+struct Deadline;
+
+impl Handler for Deadline {
+    type State = ();
+    fn on_open(&mut self, conn: &mut Conn<'_>) {
+        conn.set_deadline(conn.now() + Duration::from_millis(100));
+    }
+    fn on_data(&mut self, conn: &mut Conn<'_>, _: &mut (), data: &[u8]) -> usize {
+        if data.contains(&b'\n') {
+            conn.clear_deadline();
+        }
+        conn.write(data)
+    }
+}
+
+#[test]
+fn a_passed_request_deadline_closes_with_request_timeout() {
+    let mut p: Pool<Deadline, 2, 16, 16> = Pool::new(Deadline, Config::new());
+    p.set_listening(true);
+    p.begin_poll(t(0));
+    assert!(matches!(p.admit(peer(2, 1), t(0)), Admission::Open { .. }));
+    assert!(matches!(p.admit(peer(3, 1), t(0)), Admission::Open { .. }));
+    assert_eq!(p.poll_at(), Some(t(100)), "the deadline is a wake-up");
+    // Slot 1 completes its request in time; slot 0 trickles.
+    for (i, input) in [(0, &b"P"[..]), (1, &b"PING\n"[..])] {
+        let mut left = input;
+        loop {
+            match p.next_action(i, t(50)) {
+                Action::Done => break,
+                Action::Receive(buf) => {
+                    let n = left.len().min(buf.len());
+                    buf[..n].copy_from_slice(&left[..n]);
+                    left = &left[n..];
+                    let ev = if n == 0 {
+                        Event::WouldBlock
+                    } else {
+                        Event::Received(n)
+                    };
+                    p.complete(i, t(50), ev);
+                }
+                Action::Send(b) => {
+                    let n = b.len();
+                    p.complete(i, t(50), Event::Sent(n));
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    p.begin_poll(t(100));
+    assert_eq!(p.poll_at(), Some(t(100)));
+    assert!(matches!(p.next_action(0, t(100)), Action::Receive(_)));
+    p.complete(0, t(100), Event::WouldBlock);
+    assert_eq!(p.next_action(0, t(100)), Action::Close);
+    assert_eq!(p.next_action(0, t(100)), Action::Done);
+    assert_eq!(p.slot_state(1), SlotState::Open, "the prompt client stays");
+    assert_eq!(p.stats().closed.get(CloseReason::RequestTimeout), 1);
+}
+
+#[test]
+fn output_the_peer_never_takes_is_reset_after_write_stall() {
+    let config = Config::new().with_write_stall(Some(Duration::from_millis(200)));
+    let mut p = pool(config);
+    let i = open(&mut p, peer(2, 1), t(0));
+    // Input to echo, but the peer takes nothing.
+    assert!(matches!(p.next_action(i, t(10)), Action::Receive(_)));
+    if let Action::Receive(buf) = p.next_action(i, t(10)) {
+        buf[..4].copy_from_slice(b"data");
+    }
+    p.complete(i, t(10), Event::Received(4));
+    assert!(matches!(p.next_action(i, t(10)), Action::Receive(_)));
+    p.complete(i, t(10), Event::WouldBlock);
+    assert_eq!(p.next_action(i, t(10)), Action::Send(b"data"));
+    p.complete(i, t(10), Event::WouldBlock);
+    assert_eq!(p.next_action(i, t(10)), Action::Done);
+    p.begin_poll(t(10));
+    assert_eq!(p.poll_at(), Some(t(210)), "the stall deadline is a wake-up");
+    // Progress restarts the clock.
+    assert_eq!(p.next_action(i, t(150)), Action::Send(b"data"));
+    p.complete(i, t(150), Event::Sent(1));
+    assert_eq!(p.next_action(i, t(150)), Action::Send(b"ata"));
+    p.complete(i, t(150), Event::WouldBlock);
+    assert!(matches!(p.next_action(i, t(150)), Action::Receive(_)));
+    p.complete(i, t(150), Event::WouldBlock);
+    assert_eq!(p.next_action(i, t(150)), Action::Done);
+    assert_eq!(stuck(&mut p, i, t(349)), None, "stalled 199 ms only");
+    assert_eq!(stuck(&mut p, i, t(350)), Some("abort"));
+    assert_eq!(p.handler().reasons(), [CloseReason::WriteStall]);
 }

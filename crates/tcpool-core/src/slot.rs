@@ -59,6 +59,17 @@ impl fmt::Display for SlotState {
     }
 }
 
+/// [`SlotState`] as a slot stores it: the closing reason and deadline live
+/// in fields of their own, so the state is one byte (zero: free).
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+#[repr(u8)]
+enum Phase {
+    Free,
+    Open,
+    PeerClosed,
+    Closing,
+}
+
 const UNSPECIFIED: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
 
 /// The stack's error kind that ended a connection, stored so that "none" is
@@ -122,13 +133,23 @@ pub(crate) struct Slot<St, const RX: usize, const TX: usize> {
     bytes_out: u64,
     /// The handler made a short write; call `on_writable` once the free
     /// room grows beyond this.
-    writable_after: Option<usize>,
-    state: SlotState,
+    writable_after: Option<u32>,
     peer: SocketAddr,
     tx: Buffer<[u8; TX]>,
     /// Read budget left in this poll.
-    budget: usize,
+    budget: u32,
+    /// While live, the handler's deadline ([`Conn::set_deadline`]); while
+    /// closing, the end of the linger time.
+    deadline: Option<Instant>,
+    /// Since when output has waited without the stack taking a byte (while
+    /// `tx_waiting`).
+    tx_waiting_since: Instant,
     id: ConnId,
+    phase: Phase,
+    /// Why the connection is closing (while closing).
+    reason: CloseReason,
+    /// Output is waiting: `tx_waiting_since` is meaningful.
+    tx_waiting: bool,
     /// The stack's error kind, when a stack error ends the connection.
     error: StackError,
     request: Request,
@@ -155,7 +176,9 @@ pub(crate) struct Slot<St, const RX: usize, const TX: usize> {
 impl<St, const RX: usize, const TX: usize> Slot<St, RX, TX> {
     pub(crate) const fn new() -> Self {
         Slot {
-            state: SlotState::Free,
+            phase: Phase::Free,
+            reason: CloseReason::Local,
+            tx_waiting: false,
             user: None,
             id: ConnId::new(0),
             peer: UNSPECIFIED,
@@ -166,6 +189,8 @@ impl<St, const RX: usize, const TX: usize> Slot<St, RX, TX> {
             rx: Buffer::new(),
             tx: Buffer::new(),
             budget: 0,
+            deadline: None,
+            tx_waiting_since: Instant::ZERO,
             error: StackError::None,
             request: Request::None,
             step: Step::Idle,
@@ -183,16 +208,24 @@ impl<St, const RX: usize, const TX: usize> Slot<St, RX, TX> {
     // ------------------------------------------------------------ queries
 
     pub(crate) fn state(&self) -> SlotState {
-        self.state
+        match self.phase {
+            Phase::Free => SlotState::Free,
+            Phase::Open => SlotState::Open,
+            Phase::PeerClosed => SlotState::PeerClosed,
+            Phase::Closing => SlotState::Closing {
+                reason: self.reason,
+                deadline: self.deadline.unwrap_or(Instant::ZERO),
+            },
+        }
     }
 
     pub(crate) fn is_free(&self) -> bool {
-        self.state == SlotState::Free
+        self.phase == Phase::Free
     }
 
     /// Open or PeerClosed: the handler still drives the connection.
     pub(crate) fn is_live(&self) -> bool {
-        matches!(self.state, SlotState::Open | SlotState::PeerClosed)
+        matches!(self.phase, Phase::Open | Phase::PeerClosed)
     }
 
     pub(crate) fn id(&self) -> ConnId {
@@ -236,19 +269,19 @@ impl<St, const RX: usize, const TX: usize> Slot<St, RX, TX> {
     }
 
     pub(crate) fn budget(&self) -> usize {
-        self.budget
+        self.budget as usize
     }
 
     /// Whether the slot can take more input now: open, room in the receive
     /// buffer, and the stack has not said it has nothing.
     pub(crate) fn can_read(&self) -> bool {
-        self.state == SlotState::Open && !self.rx.is_full() && !self.recv_blocked
+        self.phase == Phase::Open && !self.rx.is_full() && !self.recv_blocked
     }
 
     /// Whether the receive buffer filled while reading with budget left, so
     /// the stack may hold more.
     pub(crate) fn filled_with_budget_left(&self) -> bool {
-        self.state == SlotState::Open && self.rx.is_full() && self.budget > 0
+        self.phase == Phase::Open && self.rx.is_full() && self.budget > 0
     }
 
     /// Another read round in the same poll is worth it: the buffer filled
@@ -261,7 +294,7 @@ impl<St, const RX: usize, const TX: usize> Slot<St, RX, TX> {
     /// The readiness to wait for on this slot's socket.
     pub(crate) fn interest(&self) -> crate::Interest {
         crate::Interest {
-            readable: self.state == SlotState::Open && !self.rx.is_full(),
+            readable: self.phase == Phase::Open && !self.rx.is_full(),
             writable: !self.tx.is_empty(),
         }
     }
@@ -296,8 +329,17 @@ impl<St, const RX: usize, const TX: usize> Slot<St, RX, TX> {
 
     /// Every transition goes through here, so each one is logged once.
     fn set_state(&mut self, next: SlotState) {
-        trace!("conn {}: {} -> {}", self.id, self.state, next);
-        self.state = next;
+        trace!("conn {}: {} -> {}", self.id, self.state(), next);
+        self.phase = match next {
+            SlotState::Free => Phase::Free,
+            SlotState::Open => Phase::Open,
+            SlotState::PeerClosed => Phase::PeerClosed,
+            SlotState::Closing { reason, deadline } => {
+                self.reason = reason;
+                self.deadline = Some(deadline);
+                Phase::Closing
+            }
+        };
     }
 
     /// Free → Open for a newly accepted connection.
@@ -312,6 +354,8 @@ impl<St, const RX: usize, const TX: usize> Slot<St, RX, TX> {
         self.rx.clear();
         self.tx.clear();
         self.budget = 0;
+        self.deadline = None;
+        self.tx_waiting = false;
         self.error = StackError::None;
         self.request = Request::None;
         self.step = Step::Idle;
@@ -329,7 +373,7 @@ impl<St, const RX: usize, const TX: usize> Slot<St, RX, TX> {
     /// Open → PeerClosed: the stack reported end of stream.
     pub(crate) fn peer_finished(&mut self) {
         self.recv_blocked = true;
-        if self.state == SlotState::Open {
+        if self.phase == Phase::Open {
             self.set_state(SlotState::PeerClosed);
         }
     }
@@ -375,6 +419,7 @@ impl<St, const RX: usize, const TX: usize> Slot<St, RX, TX> {
 
     /// Starts a poll's service: nothing known about the socket yet.
     pub(crate) fn begin_service(&mut self, budget: usize) {
+        let budget = u32::try_from(budget).unwrap_or(u32::MAX);
         self.send_blocked = false;
         self.recv_blocked = false;
         self.budget = budget;
@@ -402,7 +447,7 @@ impl<St, const RX: usize, const TX: usize> Slot<St, RX, TX> {
     /// the budget left. Never empty while [`can_read`](Self::can_read) and
     /// budget is left.
     pub(crate) fn receive_buffer(&mut self) -> &mut [u8] {
-        let budget = self.budget;
+        let budget = self.budget as usize;
         let spare = self.rx.spare_mut();
         let want = spare.len().min(budget);
         &mut spare[..want]
@@ -410,11 +455,11 @@ impl<St, const RX: usize, const TX: usize> Slot<St, RX, TX> {
 
     /// Input was received into [`receive_buffer`](Self::receive_buffer).
     pub(crate) fn received(&mut self, n: usize, now: Instant) {
-        let n = n.min(self.budget).min(self.rx.tail_room());
+        let n = n.min(self.budget as usize).min(self.rx.tail_room());
         if n > 0 {
             self.rx.commit(n);
             self.bytes_in += n as u64;
-            self.budget = self.budget.saturating_sub(n);
+            self.budget = self.budget.saturating_sub(n as u32);
             self.last_activity = now;
             self.rx_dirty = true;
         }
@@ -427,6 +472,8 @@ impl<St, const RX: usize, const TX: usize> Slot<St, RX, TX> {
             self.tx.consume(n);
             self.bytes_out += n as u64;
             self.last_activity = now;
+            self.tx_waiting = !self.tx.is_empty();
+            self.tx_waiting_since = now;
             // Output drained: a handler that held input back may go on.
             if !self.rx.is_empty() {
                 self.rx_dirty = true;
@@ -455,6 +502,26 @@ impl<St, const RX: usize, const TX: usize> Slot<St, RX, TX> {
         self.is_live() && self.rx.is_full() && self.stalled && !self.rx_dirty && self.tx.is_empty()
     }
 
+    /// The handler's deadline, if any (while live).
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        if self.is_live() { self.deadline } else { None }
+    }
+
+    /// Notes the time output started waiting (after callbacks queued some).
+    pub(crate) fn track_tx_wait(&mut self, now: Instant) {
+        if self.tx.is_empty() {
+            self.tx_waiting = false;
+        } else if !self.tx_waiting {
+            self.tx_waiting = true;
+            self.tx_waiting_since = now;
+        }
+    }
+
+    /// When output that is waiting will have stalled for `stall`.
+    pub(crate) fn stall_deadline(&self, stall: Duration) -> Option<Instant> {
+        (self.tx_waiting && !self.tx.is_empty()).then(|| self.tx_waiting_since + stall)
+    }
+
     /// Nothing moved for `idle` or longer.
     pub(crate) fn idle_for(&self, now: Instant, idle: Duration) -> bool {
         now.saturating_duration_since(self.last_activity) >= idle
@@ -464,7 +531,7 @@ impl<St, const RX: usize, const TX: usize> Slot<St, RX, TX> {
     /// offered, and what is left cannot be consumed (offered with no output
     /// pending, and refused).
     fn should_report_eof(&self) -> bool {
-        self.state == SlotState::PeerClosed
+        self.phase == Phase::PeerClosed
             && !self.eof_reported
             && self.request == Request::None
             && (self.rx.is_empty() || (self.stalled && !self.rx_dirty && self.tx.is_empty()))
@@ -474,13 +541,13 @@ impl<St, const RX: usize, const TX: usize> Slot<St, RX, TX> {
     /// room grows beyond what it is now.
     fn after_callback(&mut self) {
         if core::mem::take(&mut self.short_write) {
-            self.writable_after = Some(self.tx.room());
+            self.writable_after = Some(self.tx.room() as u32);
         }
     }
 
     /// True if `on_writable` is due.
     fn writable_due(&self) -> bool {
-        matches!(self.writable_after, Some(room) if self.tx.room() > room)
+        matches!(self.writable_after, Some(room) if self.tx.room() > room as usize)
     }
 
     // ---------------------------------------------------------- callbacks
@@ -499,8 +566,9 @@ impl<St, const RX: usize, const TX: usize> Slot<St, RX, TX> {
                 now,
                 tx: &mut self.tx,
                 request: &mut self.request,
-                peer_closed: self.state == SlotState::PeerClosed,
+                peer_closed: self.phase == Phase::PeerClosed,
                 wants_writable: &mut self.short_write,
+                deadline: &mut self.deadline,
                 stats,
             },
             self.user.as_mut(),

@@ -331,6 +331,99 @@ pub fn oversized_frame_closes_with_reason<H: Harness>(h: &mut H) {
     }
 }
 
+/// A line server with a 300 ms request deadline ([`LineTimeout`]): a
+/// client that trickles a line a byte every 100 ms is closed with
+/// `request_timeout`, while a prompt client's lines are answered, and time
+/// between its lines does not count against it.
+///
+/// [`LineTimeout`]: tcpool_core::framing::LineTimeout
+pub fn request_deadline_closes_trickling_clients<H: Harness>(h: &mut H) {
+    let b = H::BACKEND;
+    let timeout = Duration::from_millis(300);
+    let mut server: RecServer<H, 2, 256, 256> = serve(
+        h,
+        Recorder::new(Mode::Lines { max: 64 }).with_request_timeout(timeout),
+        Config::new(),
+    );
+    let mut prompt = Peer::connect(h, &mut server, "prompt client");
+    let mut trickler = Peer::connect(h, &mut server, "trickling client");
+    prompt.send_all(h, &mut server, b"PING\n");
+    prompt.wait_bytes(h, &mut server, 5);
+    let mut bound = Bound::new(h, "the trickling client to be closed");
+    for byte in b"PINGPINGPINGPING".iter().cycle() {
+        if trickler.ended() || server.stats().closed.get(CloseReason::RequestTimeout) > 0 {
+            break;
+        }
+        trickler.try_send(h, &[*byte]);
+        h.advance(Duration::from_millis(100), &mut server);
+        trickler.pump(h);
+        bound.tick(h, &server);
+    }
+    trickler.wait_end(h, &mut server);
+    trickler.close(h);
+    let rec = server.handler();
+    let closed = rec.conns()[1].closed.expect("the trickler was closed");
+    assert_eq!(
+        closed.reason,
+        CloseReason::RequestTimeout,
+        "[{b}] the trickler's close reason"
+    );
+    assert!(
+        closed.closed_at.saturating_duration_since(closed.opened_at) >= timeout,
+        "[{b}] closed before its deadline: {closed:?}"
+    );
+    // The prompt client idled well past the timeout between lines: still served.
+    assert!(!prompt.ended(), "[{b}] the prompt client was closed");
+    prompt.send_all(h, &mut server, b"PONG\n");
+    prompt.wait_bytes(h, &mut server, 10);
+    assert_eq!(prompt.got, b"PING\nPONG\n", "[{b}] prompt client's answers");
+    prompt.send_all(h, &mut server, b"QUIT\n");
+    prompt.wait_end(h, &mut server);
+    prompt.close(h);
+    assert_eq!(
+        server.stats().closed.get(CloseReason::RequestTimeout),
+        1,
+        "[{b}] one request timeout"
+    );
+    assert_all_closed(h, &mut server, "request_deadline_closes_trickling_clients");
+}
+
+/// A client asks for an endless stream and never reads: once the stack's
+/// buffers are full and output has waited `write_stall`, the connection is
+/// reset with `write_stall`, and a second client is served throughout.
+pub fn write_stall_resets_a_peer_that_never_reads<H: Harness>(h: &mut H) {
+    let b = H::BACKEND;
+    let stall = Duration::from_millis(300);
+    let mut server: RecServer<H, 2, 256, 256> = serve(
+        h,
+        Recorder::new(Mode::Lines { max: 64 }).counting_only(),
+        Config::new().with_write_stall(Some(stall)),
+    );
+    let mut deaf = Peer::connect(h, &mut server, "client that never reads");
+    let mut other = Peer::connect(h, &mut server, "other client");
+    deaf.send_all(h, &mut server, b"SEND 1099511627776 7\n");
+    wait_for(
+        h,
+        &mut server,
+        "the deaf client to be reset for write_stall",
+        |_, s| s.stats().closed.get(CloseReason::WriteStall) > 0,
+    );
+    other.send_all(h, &mut server, b"hi\n");
+    other.wait_bytes(h, &mut server, 3);
+    assert_eq!(other.got, b"hi\n", "[{b}] the other client is served");
+    deaf.pump_up_to(h, usize::MAX);
+    deaf.wait_end(h, &mut server);
+    deaf.close(h);
+    let closed = server.handler().conns()[0]
+        .closed
+        .expect("the deaf client was closed");
+    assert_eq!(closed.reason, CloseReason::WriteStall, "[{b}] close reason");
+    other.send_all(h, &mut server, b"QUIT\n");
+    other.wait_end(h, &mut server);
+    other.close(h);
+    assert_all_closed(h, &mut server, "write_stall_resets_a_peer_that_never_reads");
+}
+
 /// The handler aborts a connection with nothing unread and nothing
 /// pending: the peer sees a reset, not an end of stream, and the
 /// connection ends with `aborted`. A second client on the same server is

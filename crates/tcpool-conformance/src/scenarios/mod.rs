@@ -29,7 +29,8 @@ pub use closing::{
     abort_resets_the_peer, graceful_close_sends_pending_output_before_eof,
     idle_timeout_closes_and_slot_is_reused, oversized_frame_closes_with_reason,
     peer_half_close_delivers_all_data_and_reply_is_still_sent,
-    peer_reset_mid_transfer_affects_no_other_client,
+    peer_reset_mid_transfer_affects_no_other_client, request_deadline_closes_trickling_clients,
+    write_stall_resets_a_peer_that_never_reads,
 };
 pub use framing::{
     framing_length_prefix_split_at_every_byte_boundary, framing_lines_split_at_every_byte_boundary,
@@ -62,6 +63,8 @@ pub const ALL: &[&str] = &[
     "stack_out_of_sockets_accept_fails_and_recovers",
     "accept_burst_larger_than_backlog",
     "refused_peer_never_evicts",
+    "request_deadline_closes_trickling_clients",
+    "write_stall_resets_a_peer_that_never_reads",
 ];
 
 /// The server type the scenarios use: a [`Recorder`] over the harness's stack.
