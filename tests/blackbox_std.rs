@@ -325,6 +325,40 @@ fn command_server_answers_every_command_and_quit_closes() {
 }
 
 #[test]
+fn help_lists_every_flag_and_exits_zero() {
+    let out = std::process::Command::new(support::example_path("echo"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let usage = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--listen ADDR",
+        "--max-connections N",
+        "--when-full",
+        "--idle-timeout-ms MS",
+        "--min-idle-ms MS",
+        "--max-per-ip N",
+    ] {
+        assert!(usage.contains(flag), "usage lacks {flag}:\n{usage}");
+    }
+}
+
+#[test]
+fn a_bad_max_per_ip_is_refused_with_usage() {
+    let out = std::process::Command::new(support::example_path("echo"))
+        .args(["--max-per-ip", "many"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--max-per-ip") && err.contains("usage:"),
+        "{err}"
+    );
+}
+
+#[test]
 fn bad_flags_are_refused_with_usage() {
     let out = std::process::Command::new(
         std::env::current_exe()

@@ -18,7 +18,7 @@ pub struct ExampleServer {
 }
 
 /// The path of a built example (cargo builds examples beside the tests).
-fn example_path(name: &str) -> PathBuf {
+pub fn example_path(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let profile_dir = exe
         .parent()
