@@ -152,6 +152,24 @@ pub fn connect(addr: SocketAddr) -> TcpStream {
     s
 }
 
+/// Connects from the local address `source` (any of 127.0.0.0/8 on
+/// Linux's loopback), as [`connect`] does otherwise: a client that another
+/// host would be, for per-IP limits.
+pub fn connect_from(source: std::net::IpAddr, addr: SocketAddr) -> TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).expect("socket");
+    socket
+        .bind(&SocketAddr::new(source, 0).into())
+        .unwrap_or_else(|e| panic!("bind the client to {source}: {e}"));
+    socket
+        .connect_timeout(&addr.into(), Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("connect from {source} to {addr}: {e}"));
+    let s: TcpStream = socket.into();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.set_nodelay(true).unwrap();
+    s
+}
+
 /// Writes `msg` and reads exactly `msg.len()` bytes back.
 pub fn round_trip(s: &mut TcpStream, msg: &[u8]) -> Vec<u8> {
     s.write_all(msg).expect("write");
