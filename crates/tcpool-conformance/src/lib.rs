@@ -48,7 +48,7 @@ pub mod properties;
 pub mod scenarios;
 
 pub use drive::{Bound, Peer, loud, note, serve, skipped, wait_for};
-pub use faulty::{FaultCounts, FaultError, Faults, FaultyStack, Op, XorShift};
+pub use faulty::{FaultCounts, FaultError, Faults, FaultyStack, Op};
 pub use handlers::{ConnRecord, ConnState, Mode, Recorder};
 pub use harness::{
     ClientError, Drive, Harness, NoServer, Patience, Recv, SocketOf, TransferSize, Unsupported,
