@@ -1,5 +1,5 @@
-//! Shared by the `core`, `smoltcp` and `lwip` benches: the echo handler, a
-//! seeded generator for test data, a record of criterion's own samples, and
+//! Shared by the `core`, `smoltcp` and `lwip` benches: the echo handler,
+//! seeded test data, a record of criterion's own samples, and
 //! the interleaved runs behind the ratio line each transfer bench prints
 //! after criterion's run.
 //!
@@ -39,38 +39,10 @@ impl Handler for Echo {
     }
 }
 
-/// A seeded generator (SplitMix64): the same data on every run and machine.
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator seeded with `seed`.
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A uniform integer in `lo..=hi`.
-    pub fn range(&mut self, lo: usize, hi: usize) -> usize {
-        lo + (self.next_u64() % (hi - lo + 1) as u64) as usize
-    }
-}
-
 /// `len` bytes of seeded noise: what a client sends and expects back.
 pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut rng = Rng::new(seed);
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        out.extend_from_slice(&rng.next_u64().to_le_bytes());
-    }
-    out.truncate(len);
+    let mut out = vec![0; len];
+    fastrand::Rng::with_seed(seed).fill(&mut out);
     out
 }
 
