@@ -9,8 +9,6 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use tcpool_core::{Conn, Handler};
-
 /// Sample size of every group of these benches (criterion's minimum is 10).
 pub const SAMPLE_SIZE: usize = 10;
 
@@ -25,19 +23,8 @@ pub fn criterion(warm_up: Duration, measurement: Duration) -> criterion::Criteri
         .measurement_time(measurement)
 }
 
-/// The echo application: everything received is written back; what does not
-/// fit the transmit buffer stays in the receive buffer until output drains.
-pub struct Echo;
-
-impl Handler for Echo {
-    type State = ();
-
-    fn on_open(&mut self, _conn: &mut Conn<'_>) {}
-
-    fn on_data(&mut self, conn: &mut Conn<'_>, _state: &mut (), data: &[u8]) -> usize {
-        conn.write(data)
-    }
-}
+/// The echo application (the conformance suite's).
+pub use tcpool_conformance::Echo;
 
 /// `len` bytes of seeded noise: what a client sends and expects back.
 pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
