@@ -34,6 +34,8 @@
 mod cli;
 #[path = "common/echo.rs"]
 mod echo;
+#[path = "common/flags.rs"]
+mod flags;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
@@ -111,8 +113,11 @@ impl Args {
             }
             Ok(true)
         });
-        let tap = tap.unwrap_or_else(|| CLI.fail("--tap is required"));
-        let (ip, prefix) = cidr.unwrap_or_else(|| CLI.fail("--ip is required"));
+        fn required(flag: &str) -> ! {
+            flags::fail(&CLI.usage(), &format!("{flag} is required"))
+        }
+        let tap = tap.unwrap_or_else(|| required("--tap"));
+        let (ip, prefix) = cidr.unwrap_or_else(|| required("--ip"));
         Args {
             tap,
             ip,

@@ -9,11 +9,11 @@
 //! (with `error: ...` and the usage on standard error), 1 for a failure at
 //! run time.
 
-use std::ffi::OsString;
-use std::str::FromStr;
 use std::time::Duration;
 
 use tcpool::{Config, Stats, WhenFull};
+
+use super::flags::{self, Flag};
 
 /// The pool flags in the usage synopsis.
 const POOL_SYNOPSIS: &str = "[--max-connections N] [--when-full defer|reject|evict-idlest] \
@@ -60,50 +60,6 @@ pub struct Cli {
     pub help: &'static str,
 }
 
-/// The flag being parsed, for an example's own flags.
-pub struct Flag<'a> {
-    name: String,
-    parser: &'a mut lexopt::Parser,
-}
-
-impl Flag<'_> {
-    /// The flag as written, with its dashes (`--listen`).
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The flag's value as text.
-    pub fn text(&mut self) -> Result<String, String> {
-        let value = self
-            .parser
-            .value()
-            .map_err(|_| format!("{} needs a value", self.name))?;
-        value
-            .into_string()
-            .map_err(|v| format!("{}: not valid text: {v:?}", self.name))
-    }
-
-    /// The flag's value parsed as a `T`; `what` says what is wrong when it
-    /// does not parse (`"not a number"`).
-    pub fn parse<T: FromStr>(&mut self, what: &str) -> Result<T, String> {
-        let text = self.text()?;
-        text.parse().map_err(|_| self.bad(&text, what))
-    }
-
-    /// The error message for a bad value `text` of this flag.
-    pub fn bad(&self, text: &str, what: &str) -> String {
-        format!("{}: {what}: {text:?}", self.name)
-    }
-}
-
-/// The outcome of parsing a command line.
-enum Parsed {
-    /// Serve with these pool flags.
-    Run(PoolArgs),
-    /// `--help` or `-h`: print the usage and stop.
-    Help,
-}
-
 impl Cli {
     /// The usage text: the synopsis and one line per flag.
     pub fn usage(&self) -> String {
@@ -129,47 +85,15 @@ impl Cli {
     /// `error: ...` and the usage to standard error and exits with 2.
     pub fn parse_or_exit(
         &self,
-        own: impl FnMut(&mut Flag<'_>) -> Result<bool, String>,
-    ) -> PoolArgs {
-        match self.parse(std::env::args_os().skip(1), own) {
-            Ok(Parsed::Run(args)) => args,
-            Ok(Parsed::Help) => {
-                println!("{}", self.usage());
-                std::process::exit(0);
-            }
-            Err(msg) => self.fail(&msg),
-        }
-    }
-
-    /// Reports a bad command line found after parsing (a required flag
-    /// missing): `error: msg` and the usage on standard error, exit code 2.
-    pub fn fail(&self, msg: &str) -> ! {
-        eprintln!("error: {msg}\n{}", self.usage());
-        std::process::exit(2);
-    }
-
-    fn parse(
-        &self,
-        args: impl IntoIterator<Item = OsString>,
         mut own: impl FnMut(&mut Flag<'_>) -> Result<bool, String>,
-    ) -> Result<Parsed, String> {
+    ) -> PoolArgs {
+        let usage = self.usage();
         let mut max_connections = 4usize;
         let mut mode = String::from("defer");
         let mut idle_ms = 0u64;
         let mut min_idle_ms = 1000u64;
         let mut max_per_ip = 0usize;
-        let mut parser = lexopt::Parser::from_args(args);
-        while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
-            let name = match arg {
-                lexopt::Arg::Long("help") | lexopt::Arg::Short('h') => return Ok(Parsed::Help),
-                lexopt::Arg::Long(name) => format!("--{name}"),
-                lexopt::Arg::Short(c) => return Err(format!("unknown flag -{c}")),
-                lexopt::Arg::Value(v) => return Err(format!("unexpected argument {v:?}")),
-            };
-            let mut flag = Flag {
-                name,
-                parser: &mut parser,
-            };
+        flags::parse_or_exit(&usage, |flag| {
             match flag.name() {
                 "--max-connections" => {
                     max_connections = flag.parse("not a number")?;
@@ -182,31 +106,27 @@ impl Cli {
                 "--idle-timeout-ms" => idle_ms = flag.parse("not a number")?,
                 "--min-idle-ms" => min_idle_ms = flag.parse("not a number")?,
                 "--max-per-ip" => max_per_ip = flag.parse("not a number")?,
-                _ => {
-                    if !own(&mut flag)? {
-                        return Err(format!("unknown flag {}", flag.name()));
-                    }
-                }
+                _ => return own(flag),
             }
-        }
+            Ok(true)
+        });
         let when_full = match mode.as_str() {
             "defer" => WhenFull::Defer,
             "reject" => WhenFull::Reject,
             "evict-idlest" => WhenFull::EvictIdlest {
                 min_idle: Duration::from_millis(min_idle_ms),
             },
-            other => {
-                return Err(format!(
-                    "--when-full: expected defer, reject or evict-idlest, got {other:?}"
-                ));
-            }
+            other => flags::fail(
+                &usage,
+                &format!("--when-full: expected defer, reject or evict-idlest, got {other:?}"),
+            ),
         };
-        Ok(Parsed::Run(PoolArgs {
+        PoolArgs {
             max_connections,
             when_full,
             idle_timeout: (idle_ms > 0).then(|| Duration::from_millis(idle_ms)),
             max_per_ip: (max_per_ip > 0).then_some(max_per_ip),
-        }))
+        }
     }
 }
 

@@ -1,10 +1,12 @@
-//! What the std examples share: the command line (see [`cli`], which the
-//! smoltcp TAP example shares too), the socket setup and the poll-and-wait
+//! What the std examples share: the command line (see [`cli`] and
+//! [`flags`], which the smoltcp TAP example and the load generator share
+//! too), the socket setup and the poll-and-wait
 //! loop. The command-line interface (flags, exit codes, the
 //! `listening on ADDR` line, the `closed ...` and `stats ...` lines) is
 //! relied on by acceptance tests: extend it, never change it.
 
 pub mod cli;
+pub mod flags;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
