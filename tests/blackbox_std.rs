@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::Duration;
 
-use support::{ExampleServer, connect, field, read_to_eof, round_trip, silent_for};
+use support::{ExampleServer, connect, connect_from, field, read_to_eof, round_trip, silent_for};
 
 const ANY_PORT: &str = "127.0.0.1:0";
 
@@ -322,6 +322,109 @@ fn command_server_answers_every_command_and_quit_closes() {
     assert!(lines[2].starts_with("HUMIDITY "));
     assert!(lines[3].starts_with("STATS active=1 "), "{}", lines[3]);
     assert_eq!(lines[4], "BYE");
+}
+
+#[test]
+fn a_client_over_the_per_ip_cap_is_refused_and_never_costs_an_idle_client_its_slot() {
+    let server = ExampleServer::start(
+        "echo",
+        &[
+            "--listen",
+            ANY_PORT,
+            "--max-connections",
+            "2",
+            "--when-full",
+            "evict-idlest",
+            "--min-idle-ms",
+            "100",
+            "--max-per-ip",
+            "1",
+        ],
+    );
+    let host_a: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+    let host_b: std::net::IpAddr = "127.0.0.3".parse().unwrap();
+    let mut a = connect_from(host_a, server.addr);
+    let mut b = connect_from(host_b, server.addr);
+    // Both hold a slot (the pool is full), then go idle past --min-idle-ms:
+    // each could be evicted for a newcomer the server admits.
+    assert_eq!(round_trip(&mut a, b"a\n"), b"a\n");
+    assert_eq!(round_trip(&mut b, b"b\n"), b"b\n");
+    std::thread::sleep(Duration::from_millis(300));
+
+    // A second connection from host A is over its cap: refused, whatever
+    // the eviction policy could free.
+    let mut third = connect_from(host_a, server.addr);
+    third
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let (got, clean) = read_to_eof(&mut third);
+    let closed = server.closed_lines();
+    assert!(
+        !closed.iter().any(|l| field(l, "reason") == Some("evicted")),
+        "an idle client was evicted for a client the per-IP cap refuses: {closed:?}"
+    );
+    assert!(
+        clean,
+        "the refused client must see the server close its connection (got {got:?})"
+    );
+    assert!(
+        got.is_empty() || got == b"busy\n",
+        "a refused client gets nothing but the banner: {got:?}"
+    );
+    for (name, client) in [("127.0.0.2", &mut a), ("127.0.0.3", &mut b)] {
+        assert_eq!(
+            round_trip(client, b"still here\n"),
+            b"still here\n",
+            "the idle client from {name} lost service"
+        );
+    }
+    assert!(
+        server.closed_lines().is_empty(),
+        "nobody may be closed: {:?}",
+        server.closed_lines()
+    );
+    let lines = server.stop();
+    let stats = lines
+        .iter()
+        .find(|l| l.starts_with("stats "))
+        .expect("stats line");
+    assert_eq!(field(stats, "refused"), Some("1"), "{stats}");
+    assert_eq!(field(stats, "evicted"), Some("0"), "{stats}");
+    assert_eq!(field(stats, "accepted"), Some("2"), "{stats}");
+}
+
+#[test]
+fn help_lists_every_flag_and_exits_zero() {
+    let out = std::process::Command::new(support::example_path("echo"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let usage = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--listen ADDR",
+        "--max-connections N",
+        "--when-full",
+        "--idle-timeout-ms MS",
+        "--min-idle-ms MS",
+        "--max-per-ip N",
+    ] {
+        assert!(usage.contains(flag), "usage lacks {flag}:\n{usage}");
+    }
+}
+
+#[test]
+fn a_bad_max_per_ip_is_refused_with_usage() {
+    let out = std::process::Command::new(support::example_path("echo"))
+        .args(["--max-per-ip", "many"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--max-per-ip") && err.contains("usage:"),
+        "{err}"
+    );
 }
 
 #[test]
