@@ -20,7 +20,11 @@ use echo::Echo;
 
 fn main() -> ExitCode {
     let args = common::Args::parse();
-    let mut server: Server<_, Echo, { common::POOL }, 4096, 4096> =
-        Server::new(Echo, args.config());
+    let mut server: Server<_, Echo, { common::POOL }, 4096, 4096> = Server::new(
+        Echo {
+            request_timeout: args.pool.request_timeout,
+        },
+        args.config(),
+    );
     common::serve(&args, &mut server, |_| {})
 }

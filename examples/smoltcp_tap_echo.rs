@@ -140,7 +140,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut server: Server<Stack, Echo, POOL, 4096, 4096> = Server::new(Echo, args.pool.config());
+    let echo = Echo {
+        request_timeout: args.pool.request_timeout,
+    };
+    let mut server: Server<Stack, Echo, POOL, 4096, 4096> = Server::new(echo, args.pool.config());
     if let Err(e) = server.listen(&mut stack, args.port) {
         eprintln!("error: cannot listen on port {}: {e:?}", args.port);
         return ExitCode::FAILURE;

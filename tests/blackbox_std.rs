@@ -408,6 +408,8 @@ fn help_lists_every_flag_and_exits_zero() {
         "--idle-timeout-ms MS",
         "--min-idle-ms MS",
         "--max-per-ip N",
+        "--request-timeout-ms MS",
+        "--write-stall-ms MS",
     ] {
         assert!(usage.contains(flag), "usage lacks {flag}:\n{usage}");
     }
@@ -444,4 +446,84 @@ fn bad_flags_are_refused_with_usage() {
     .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--when-full"));
+}
+
+/// Slowloris against the command server: four clients trickle one byte of
+/// a line every 500 ms and hold all four slots; with a 1 s request timeout
+/// they are closed with `request_timeout`, and a fifth client's `PING` is
+/// answered (within 5 s here: the functional bound, not a speed target).
+#[test]
+fn trickling_clients_are_closed_by_the_request_timeout_and_a_fifth_is_served() {
+    let server = ExampleServer::start(
+        "command",
+        &[
+            "--listen",
+            ANY_PORT,
+            "--max-connections",
+            "4",
+            "--request-timeout-ms",
+            "1000",
+        ],
+    );
+    let mut tricklers: Vec<TcpStream> = (0..4).map(|_| connect(server.addr)).collect();
+    let started = std::time::Instant::now();
+    let mut fifth = connect(server.addr);
+    fifth.write_all(b"PING\n").unwrap();
+    fifth
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 16];
+    let mut sent = 0usize;
+    while !answer.ends_with(b"PONG\n") {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the fifth client was not served; output: {:?}",
+            server.lines()
+        );
+        // One byte of "GET_TEMP" every 500 ms from each trickler.
+        if started.elapsed() >= Duration::from_millis(500 * sent as u64) {
+            for t in &mut tricklers {
+                let _ = t.write_all(&[b"GET_TEMP"[sent % 8]]);
+            }
+            sent += 1;
+        }
+        match fifth.read(&mut buf) {
+            Ok(0) => panic!("the fifth client was closed"),
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+    }
+    assert_eq!(answer, b"PONG\n");
+    let closed = server.wait_closed(4, Duration::from_secs(5));
+    for line in &closed[..4] {
+        assert_eq!(field(line, "reason"), Some("request_timeout"), "{line}");
+    }
+    let stats = server.stop();
+    let stats = stats.iter().find(|l| l.starts_with("stats ")).unwrap();
+    assert!(stats.contains("request_timeout:4"), "{stats}");
+}
+
+/// `echo --request-timeout-ms`: a client that connects and says nothing is
+/// closed with `request_timeout`; one that speaks in time is echoed and
+/// kept.
+#[test]
+fn echo_request_timeout_bounds_the_first_byte_only() {
+    let server = ExampleServer::start(
+        "echo",
+        &["--listen", ANY_PORT, "--request-timeout-ms", "300"],
+    );
+    let mut mute = connect(server.addr);
+    let mut talker = connect(server.addr);
+    assert_eq!(round_trip(&mut talker, b"hi\n"), b"hi\n");
+    let closed = server.wait_closed(1, Duration::from_secs(5));
+    assert_eq!(field(&closed[0], "reason"), Some("request_timeout"));
+    let (_, _) = read_to_eof(&mut mute);
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(round_trip(&mut talker, b"still\n"), b"still\n");
+    assert_eq!(
+        server.closed_lines().len(),
+        1,
+        "only the mute client closed"
+    );
 }

@@ -17,7 +17,8 @@ use super::flags::{self, Flag};
 
 /// The pool flags in the usage synopsis.
 const POOL_SYNOPSIS: &str = "[--max-connections N] [--when-full defer|reject|evict-idlest] \
-[--idle-timeout-ms MS] [--min-idle-ms MS] [--max-per-ip N]";
+[--idle-timeout-ms MS] [--min-idle-ms MS] [--max-per-ip N] [--request-timeout-ms MS] \
+[--write-stall-ms MS]";
 
 /// What the pool flags ask for.
 #[derive(Debug, Clone, Copy)]
@@ -32,6 +33,12 @@ pub struct PoolArgs {
     /// `--max-per-ip`: connections allowed from one client IP address
     /// (default no cap).
     pub max_per_ip: Option<usize>,
+    /// `--request-timeout-ms`: how long a request may take to arrive
+    /// (default none); each example says what a request is.
+    pub request_timeout: Option<Duration>,
+    /// `--write-stall-ms`: reset a client that takes none of its output
+    /// for this long (default never).
+    pub write_stall: Option<Duration>,
 }
 
 impl PoolArgs {
@@ -43,6 +50,7 @@ impl PoolArgs {
             .with_when_full(self.when_full)
             .with_idle_timeout(self.idle_timeout)
             .with_max_per_ip(self.max_per_ip)
+            .with_write_stall(self.write_stall)
             .with_reject_banner(b"busy\n")
     }
 }
@@ -72,7 +80,13 @@ impl Cli {
   --idle-timeout-ms MS   close a client silent for MS milliseconds (default 0 = never)
   --min-idle-ms MS       with evict-idlest: never evict a client idle less than this (default 1000)
   --max-per-ip N         at most N connections from one client IP address; more are
-                         refused and counted in `refused` (default 0 = no cap)",
+                         refused and counted in `refused` (default 0 = no cap)
+  --request-timeout-ms MS  close a client whose request does not arrive within MS
+                         milliseconds with reason request_timeout (echo: the first byte
+                         after the accept; command: each line from its first byte, the
+                         first line from the accept) (default 0 = off)
+  --write-stall-ms MS    reset a client that takes none of its pending output for MS
+                         milliseconds, reason write_stall (default 0 = never)",
             self.synopsis, self.help, self.pool
         )
     }
@@ -93,6 +107,8 @@ impl Cli {
         let mut idle_ms = 0u64;
         let mut min_idle_ms = 1000u64;
         let mut max_per_ip = 0usize;
+        let mut request_ms = 0u64;
+        let mut stall_ms = 0u64;
         flags::parse_or_exit(&usage, |flag| {
             match flag.name() {
                 "--max-connections" => {
@@ -106,6 +122,8 @@ impl Cli {
                 "--idle-timeout-ms" => idle_ms = flag.parse("not a number")?,
                 "--min-idle-ms" => min_idle_ms = flag.parse("not a number")?,
                 "--max-per-ip" => max_per_ip = flag.parse("not a number")?,
+                "--request-timeout-ms" => request_ms = flag.parse("not a number")?,
+                "--write-stall-ms" => stall_ms = flag.parse("not a number")?,
                 _ => return own(flag),
             }
             Ok(true)
@@ -126,6 +144,8 @@ impl Cli {
             when_full,
             idle_timeout: (idle_ms > 0).then(|| Duration::from_millis(idle_ms)),
             max_per_ip: (max_per_ip > 0).then_some(max_per_ip),
+            request_timeout: (request_ms > 0).then(|| Duration::from_millis(request_ms)),
+            write_stall: (stall_ms > 0).then(|| Duration::from_millis(stall_ms)),
         }
     }
 }
