@@ -39,11 +39,17 @@
 //! let client = stack.connect_client(7).unwrap();
 //! client.send(b"ping");
 //!
-//! // Run until the stop future completes (here: at once, after one round).
+//! // Run until the stop future completes: here on its second poll, so
+//! // that the server has one round.
+//! let mut first = true;
+//! let stop = core::future::poll_fn(|_| {
+//!     if core::mem::take(&mut first) { Poll::Pending } else { Poll::Ready("stopped") }
+//! });
 //! let mut clock = Frozen;
-//! let fut = pin!(asynch::run(&mut server, &mut stack, &mut clock, async {}));
+//! let mut fut = pin!(asynch::run(&mut server, &mut stack, &mut clock, stop));
 //! let mut cx = Context::from_waker(Waker::noop());
-//! assert!(matches!(fut.poll(&mut cx), Poll::Ready(())));
+//! assert!(fut.as_mut().poll(&mut cx).is_pending()); // one round, then asleep
+//! assert_eq!(fut.as_mut().poll(&mut cx), Poll::Ready("stopped"));
 //! assert_eq!(client.recv_all(), b"ping");
 //! ```
 
