@@ -59,6 +59,7 @@ use core::task::{Poll, Waker};
 
 use crate::backend::Backend;
 use crate::handler::Handler;
+use crate::interest::Interest;
 use crate::server::Server;
 use crate::time::Instant;
 
@@ -73,10 +74,26 @@ use crate::time::Instant;
 /// change. A backend over an async stack does this by polling the stack's
 /// own future once with a `Context` built from the stored waker (a
 /// `Pending` answer becomes `WouldBlock`).
+///
+/// That alone is not enough: a server stops reading a socket without a
+/// `WouldBlock` when its own receive buffer is full, and reads again later
+/// only if the socket is still readable. So before it sleeps, the driver
+/// also registers every one of [`Server::interests`] with
+/// [`register_interest`](AsyncBackend::register_interest), as an nb loop
+/// hands them to [`Wait::wait`](crate::Wait::wait).
 pub trait AsyncBackend: Backend {
     /// The waker that `WouldBlock` answers register from now on, until the
     /// next call.
     fn register_waker(&mut self, waker: &Waker);
+
+    /// Registers the waker given last to
+    /// [`register_waker`](AsyncBackend::register_waker) for `interest` on
+    /// `socket`, as `poll(2)` would wait for it: readable means data, the
+    /// end of stream, an error, or for a listener a connection to accept;
+    /// writable means room for output or an error. Returns true if the
+    /// socket is ready now (nothing registered: the driver polls again at
+    /// once).
+    fn register_interest(&mut self, socket: &Self::TcpSocket, interest: Interest) -> bool;
 
     /// The backend's own work, done before each round of the server
     /// (re-arming listeners, finishing lingering closes): anything waited
@@ -118,11 +135,12 @@ pub const ROUNDS_PER_WAKE: usize = 8;
 /// Each time the future is polled it polls `stop`, hands the task's waker
 /// to the stack ([`AsyncBackend::register_waker`]), lets the backend do its
 /// own work ([`AsyncBackend::poll_backend`]) and polls the server. It
-/// repeats that while the server has work due now (at most
-/// [`ROUNDS_PER_WAKE`] times, then yields). Otherwise it arms a wake-up at
-/// the nearer of the server's and the backend's deadlines and sleeps: it is
-/// woken only by a socket, by that deadline, or by `stop`. It never
-/// busy-polls.
+/// repeats that while the server has work due now or one of its interests
+/// is ready (at most [`ROUNDS_PER_WAKE`] times, then yields). Otherwise it
+/// has registered the server's interests
+/// ([`AsyncBackend::register_interest`]), arms a wake-up at the nearer of
+/// the server's and the backend's deadlines, and sleeps: it is woken only
+/// by a socket, by that deadline, or by `stop`. It never busy-polls.
 ///
 /// The server is left as it is when `stop` completes: call
 /// [`Server::shutdown`] to close its connections, or `run` again to go on.
@@ -149,14 +167,20 @@ where
             let backend_at = stack.poll_backend(now);
             server.poll(stack, now);
             let due = earliest(server.poll_at(), backend_at);
-            match due {
-                Some(t) if t <= now => continue,
-                Some(t) => {
-                    clock.wake_at(t, cx.waker());
-                    return Poll::Pending;
-                }
-                None => return Poll::Pending,
+            if due.is_some_and(|t| t <= now) {
+                continue;
             }
+            let mut ready = false;
+            for (socket, interest) in server.interests() {
+                ready |= stack.register_interest(socket, interest);
+            }
+            if ready {
+                continue;
+            }
+            if let Some(t) = due {
+                clock.wake_at(t, cx.waker());
+            }
+            return Poll::Pending;
         }
         // Still work due now: come back after the others had a turn.
         cx.waker().wake_by_ref();
@@ -171,6 +195,10 @@ where
 #[cfg(feature = "mock")]
 impl AsyncBackend for crate::mock::MockStack {
     fn register_waker(&mut self, _waker: &Waker) {}
+
+    fn register_interest(&mut self, _socket: &Self::TcpSocket, _interest: Interest) -> bool {
+        false
+    }
 }
 
 /// The earlier of two optional deadlines.
