@@ -123,4 +123,3 @@ impl<const N: usize> embedded_io_async::Write for Connection<'_, '_, N> {
         poll_fn(|cx| self.pool.with(|inner, _| inner.poll_flush(index, cx))).await
     }
 }
-

@@ -11,10 +11,10 @@
 //! receive token, so the wrapper stages small frames written through such a
 //! token and drops one that is a refusal RST from a held port.
 
-use core::sync::atomic::{AtomicU16, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU16, AtomicU32, Ordering};
 use core::task::Context;
 
-use embassy_net_driver::{Capabilities, Driver, HardwareAddress, LinkState, TxToken};
+use embassy_net_driver::{Capabilities, Driver, HardwareAddress, LinkState, RxToken, TxToken};
 
 /// How many ports one [`SynHold`] can hold SYNs for (listeners with
 /// [`Overflow::Hold`](crate::Overflow::Hold)).
@@ -33,6 +33,12 @@ const STAGE: usize = 96;
 #[derive(Debug)]
 pub struct SynHold {
     ports: [AtomicU16; MAX_HELD_PORTS],
+    /// Sockets listening on each port, as the pool last armed them, less
+    /// the SYNs seen since.
+    armed: [AtomicU8; MAX_HELD_PORTS],
+    /// The last armed socket of a port caught a SYN: end this round of
+    /// ingress so that the pool can re-arm before the next SYN.
+    pause: AtomicBool,
     held: AtomicU32,
 }
 
@@ -41,6 +47,8 @@ impl SynHold {
     pub const fn new() -> Self {
         SynHold {
             ports: [const { AtomicU16::new(0) }; MAX_HELD_PORTS],
+            armed: [const { AtomicU8::new(0) }; MAX_HELD_PORTS],
+            pause: AtomicBool::new(false),
             held: AtomicU32::new(0),
         }
     }
@@ -71,11 +79,41 @@ impl SynHold {
 
     /// Stops holding `port`.
     pub(crate) fn remove(&self, port: u16) {
-        for p in &self.ports {
+        for (p, a) in self.ports.iter().zip(&self.armed) {
             if p.load(Ordering::Relaxed) == port {
                 p.store(0, Ordering::Relaxed);
+                a.store(0, Ordering::Relaxed);
             }
         }
+    }
+
+    /// The pool has `n` sockets listening on `port` now.
+    pub(crate) fn set_armed(&self, port: u16, n: usize) {
+        if let Some(i) = self.index(port) {
+            self.armed[i].store(u8::try_from(n).unwrap_or(u8::MAX), Ordering::Relaxed);
+        }
+    }
+
+    fn index(&self, port: u16) -> Option<usize> {
+        if port == 0 {
+            return None;
+        }
+        self.ports
+            .iter()
+            .position(|p| p.load(Ordering::Relaxed) == port)
+    }
+
+    /// A SYN for `port` is about to be processed: if it takes the last
+    /// armed socket, pause ingress after it.
+    fn syn_seen(&self, port: u16) {
+        let Some(i) = self.index(port) else {
+            return;
+        };
+        let n = self.armed[i].load(Ordering::Relaxed);
+        if n <= 1 {
+            self.pause.store(true, Ordering::Relaxed);
+        }
+        self.armed[i].store(n.saturating_sub(1), Ordering::Relaxed);
     }
 
     fn count(&self) {
@@ -124,7 +162,7 @@ impl<'h, D: Driver> HoldSyns<'h, D> {
 
 impl<D: Driver> Driver for HoldSyns<'_, D> {
     type RxToken<'a>
-        = D::RxToken<'a>
+        = HoldRx<'a, D::RxToken<'a>>
     where
         Self: 'a;
     type TxToken<'a>
@@ -135,9 +173,20 @@ impl<D: Driver> Driver for HoldSyns<'_, D> {
     fn receive(&mut self, cx: &mut Context) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
         let ethernet = self.ethernet();
         let hold = self.hold;
+        if hold.pause.swap(false, Ordering::Relaxed) {
+            // The last listening socket of a port just caught a SYN: leave
+            // the next frames in the driver until the runner's next poll,
+            // so that the pool's task can arm a fresh socket first.
+            cx.waker().wake_by_ref();
+            return None;
+        }
         let (rx, tx) = self.inner.receive(cx)?;
         Some((
-            rx,
+            HoldRx {
+                inner: rx,
+                hold,
+                ethernet,
+            },
             HoldTx {
                 inner: tx,
                 hold: Some(hold),
@@ -170,6 +219,28 @@ impl<D: Driver> Driver for HoldSyns<'_, D> {
     }
 }
 
+/// A receive token of [`HoldSyns`] that notes SYNs to the held ports.
+pub struct HoldRx<'h, T> {
+    inner: T,
+    hold: &'h SynHold,
+    ethernet: bool,
+}
+
+impl<T: RxToken> RxToken for HoldRx<'_, T> {
+    fn consume<R, F>(self, f: F) -> R
+    where
+        F: FnOnce(&mut [u8]) -> R,
+    {
+        let (hold, ethernet) = (self.hold, self.ethernet);
+        self.inner.consume(|frame| {
+            if let Some(port) = syn_port(frame, ethernet) {
+                hold.syn_seen(port);
+            }
+            f(frame)
+        })
+    }
+}
+
 /// A transmit token of [`HoldSyns`] that may withhold a refusal RST.
 pub struct HoldTx<'h, T> {
     inner: T,
@@ -197,10 +268,9 @@ impl<T: TxToken> TxToken for HoldTx<'_, T> {
     }
 }
 
-/// If `frame` is smoltcp's answer to a SYN that no socket took — a TCP
-/// segment with exactly RST|ACK set and sequence number 0 — the local port
-/// it refuses.
-fn refused_syn_port(frame: &[u8], ethernet: bool) -> Option<u16> {
+/// The TCP segment of a frame (IPv4 unfragmented or IPv6 without
+/// extension headers), if it is one.
+fn tcp_segment(frame: &[u8], ethernet: bool) -> Option<&[u8]> {
     let ip = if ethernet {
         match u16::from_be_bytes([*frame.get(12)?, *frame.get(13)?]) {
             0x0800 | 0x86dd => frame.get(14..)?,
@@ -209,17 +279,31 @@ fn refused_syn_port(frame: &[u8], ethernet: bool) -> Option<u16> {
     } else {
         frame
     };
-    let (protocol, tcp) = match ip.first()? >> 4 {
+    let tcp = match ip.first()? >> 4 {
         4 => {
-            let ihl = usize::from(ip[0] & 0x0f) * 4;
-            (*ip.get(9)?, ip.get(ihl..)?)
+            let fragment = u16::from_be_bytes([*ip.get(6)?, *ip.get(7)?]) & 0x1fff;
+            if fragment != 0 || *ip.get(9)? != 6 {
+                return None;
+            }
+            ip.get(usize::from(ip[0] & 0x0f) * 4..)?
         }
-        6 => (*ip.get(6)?, ip.get(40..)?),
+        6 if *ip.get(6)? == 6 => ip.get(40..)?,
         _ => return None,
     };
-    if protocol != 6 || tcp.len() < 20 {
-        return None;
-    }
+    (tcp.len() >= 20).then_some(tcp)
+}
+
+/// The destination port of a connection request (SYN without ACK).
+fn syn_port(frame: &[u8], ethernet: bool) -> Option<u16> {
+    let tcp = tcp_segment(frame, ethernet)?;
+    (tcp[13] & 0x12 == 0x02).then(|| u16::from_be_bytes([tcp[2], tcp[3]]))
+}
+
+/// If `frame` is smoltcp's answer to a SYN that no socket took — a TCP
+/// segment with exactly RST|ACK set and sequence number 0 — the local port
+/// it refuses.
+fn refused_syn_port(frame: &[u8], ethernet: bool) -> Option<u16> {
+    let tcp = tcp_segment(frame, ethernet)?;
     const RST_ACK: u8 = 0x04 | 0x10;
     let refusal = tcp[13] & 0x3f == RST_ACK && tcp[4..8] == [0; 4];
     refusal.then(|| u16::from_be_bytes([tcp[0], tcp[1]]))
@@ -253,6 +337,22 @@ mod tests {
         assert_eq!(refused_syn_port(&eth, true), None);
         assert_eq!(refused_syn_port(&[], false), None);
         assert_eq!(refused_syn_port(&[0x45, 0, 0], false), None);
+    }
+
+    #[test]
+    fn a_syn_taking_the_last_armed_socket_pauses_ingress() {
+        let hold = SynHold::new();
+        assert!(hold.add(80));
+        hold.set_armed(80, 2);
+        let mut syn = ipv4_tcp(0x02, 1);
+        syn[22..24].copy_from_slice(&80u16.to_be_bytes());
+        assert_eq!(syn_port(&syn, false), Some(80));
+        assert_eq!(syn_port(&ipv4_tcp(0x12, 1), false), None, "SYN-ACK");
+        hold.syn_seen(80);
+        assert!(!hold.pause.load(Ordering::Relaxed));
+        hold.syn_seen(80);
+        assert!(hold.pause.load(Ordering::Relaxed));
+        hold.syn_seen(81); // not held: no effect
     }
 
     #[test]

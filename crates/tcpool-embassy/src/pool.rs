@@ -315,7 +315,15 @@ impl<'d, const N: usize> Pool<'d, N> {
         let mut out = std::string::String::new();
         for (i, e) in inner.entries.iter().enumerate() {
             if e.role != Role::Free {
-                out += &std::format!("[{i} {} {} rq={} sq={} may_recv={} can_recv={}] ", e.role.name(), e.socket.state(), e.socket.recv_queue(), e.socket.send_queue(), e.socket.may_recv(), e.socket.can_recv());
+                out += &std::format!(
+                    "[{i} {} {} rq={} sq={} may_recv={} can_recv={}] ",
+                    e.role.name(),
+                    e.socket.state(),
+                    e.socket.recv_queue(),
+                    e.socket.send_queue(),
+                    e.socket.may_recv(),
+                    e.socket.can_recv()
+                );
             }
         }
         out
@@ -379,7 +387,7 @@ impl<'d, const N: usize> Inner<'d, N> {
     /// closing sockets drain input and are reclaimed or reset at their
     /// deadline. Registers `cx`'s waker for each of these. Returns the
     /// nearest lingering deadline.
-    pub(crate) fn maintain(&mut self, cx: &mut Context<'_>) -> Option<EInstant> {
+    pub(crate) fn maintain(&mut self, cx: &mut Context<'_>, hold: &SynHold) -> Option<EInstant> {
         let now = EInstant::now();
         let mut next: Option<EInstant> = None;
         for i in 0..N {
@@ -394,15 +402,21 @@ impl<'d, const N: usize> Inner<'d, N> {
                     }
                 },
                 Role::Pending { .. } => {
-                    if matches!(self.entries[i].socket.state(), State::Closed | State::TimeWait) {
+                    if matches!(
+                        self.entries[i].socket.state(),
+                        State::Closed | State::TimeWait
+                    ) {
                         debug!("socket {}: handshake failed before accept", i);
                         self.counters.failed_handshakes =
                             self.counters.failed_handshakes.wrapping_add(1);
                         self.entries[i].socket.abort();
-                        self.set_role(i, Role::Closing {
-                            deadline: None,
-                            drain: false,
-                        });
+                        self.set_role(
+                            i,
+                            Role::Closing {
+                                deadline: None,
+                                drain: false,
+                            },
+                        );
                     }
                 }
                 Role::Closing { deadline, drain } => {
@@ -426,10 +440,13 @@ impl<'d, const N: usize> Inner<'d, N> {
                             self.set_role(i, Role::Free);
                             continue;
                         }
-                        self.set_role(i, Role::Closing {
-                            deadline: None,
-                            drain: false,
-                        });
+                        self.set_role(
+                            i,
+                            Role::Closing {
+                                deadline: None,
+                                drain: false,
+                            },
+                        );
                     } else if let Some(d) = deadline {
                         next = Some(next.map_or(d, |n| n.min(d)));
                     }
@@ -439,12 +456,31 @@ impl<'d, const N: usize> Inner<'d, N> {
                 _ => {}
             }
         }
-        self.rearm(cx);
+        self.rearm(cx, hold);
         next
     }
 
-    /// Arms listening sockets up to each listener's backlog.
-    fn rearm(&mut self, cx: &mut Context<'_>) {
+    /// Arms listening sockets up to each listener's backlog, and tells the
+    /// SYN guard how many listen on each port.
+    fn rearm(&mut self, cx: &mut Context<'_>, hold: &SynHold) {
+        self.arm_listeners(cx);
+        for (l, listener) in self.listeners.iter().enumerate() {
+            let Some(listener) = listener else {
+                continue;
+            };
+            let listening = self
+                .entries
+                .iter()
+                .filter(|e| {
+                    e.role == Role::Listening { listener: l as u16 }
+                        && e.socket.state() == State::Listen
+                })
+                .count();
+            hold.set_armed(listener.port, listening);
+        }
+    }
+
+    fn arm_listeners(&mut self, cx: &mut Context<'_>) {
         for l in 0..N {
             let Some(listener) = self.listeners[l] else {
                 continue;
@@ -556,22 +592,29 @@ impl<'d, const N: usize> Inner<'d, N> {
         self.set_role(i, Role::Free);
         *socket = TcpHandle(Kind::Listener(l as u16));
         debug!("listening on port {} (backlog {})", port, config.backlog);
-        self.rearm(cx);
+        self.rearm(cx, hold);
         Ok(())
     }
 
     pub(crate) fn accept(
         &mut self,
         listener: &TcpHandle,
+        hold: &SynHold,
         cx: &mut Context<'_>,
     ) -> nb::Result<(TcpHandle, SocketAddr), Error> {
         let Kind::Listener(l) = listener.0 else {
             return Err(nb::Error::Other(Error::InvalidState));
         };
-        if self.listeners.get(usize::from(l)).copied().flatten().is_none() {
+        if self
+            .listeners
+            .get(usize::from(l))
+            .copied()
+            .flatten()
+            .is_none()
+        {
             return Err(nb::Error::Other(Error::InvalidState));
         }
-        self.maintain(cx);
+        self.maintain(cx, hold);
         let mut best: Option<(usize, u32)> = None;
         for (i, e) in self.entries.iter().enumerate() {
             let Role::Pending { listener, arrival } = e.role else {
@@ -599,7 +642,7 @@ impl<'d, const N: usize> Inner<'d, N> {
         self.set_established_timers(i);
         self.set_role(i, Role::Open { outgoing: false });
         self.counters.accepted = self.counters.accepted.wrapping_add(1);
-        self.rearm(cx);
+        self.rearm(cx, hold);
         Ok((TcpHandle(Kind::Socket(i as u16)), SocketAddr::from(peer)))
     }
 

@@ -91,7 +91,7 @@ impl<const N: usize> embedded_nal::TcpFullStack for PoolStack<'_, '_, N> {
     /// Hands over the oldest established connection of this listener, with
     /// the peer's address.
     fn accept(&mut self, socket: &mut TcpHandle) -> nb::Result<(TcpHandle, SocketAddr), Error> {
-        self.with(|inner, _, cx| inner.accept(socket, cx))
+        self.with(|inner, hold, cx| inner.accept(socket, hold, cx))
     }
 }
 
@@ -124,7 +124,7 @@ impl<const N: usize> AsyncBackend for PoolStack<'_, '_, N> {
     /// a lingering close, on embassy-time's clock (the one
     /// [`EmbassyClock`](crate::EmbassyClock) reads).
     fn poll_backend(&mut self, _now: Instant) -> Option<Instant> {
-        self.with(|inner, _, cx| inner.maintain(cx))
+        self.with(|inner, hold, cx| inner.maintain(cx, hold))
             .map(|t| Instant::from_millis(t.as_millis().saturating_add(1)))
     }
 }

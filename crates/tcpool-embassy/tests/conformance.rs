@@ -49,6 +49,15 @@ fn server_config() -> Config {
     }
 }
 
+/// Clients give up a connect after 120 s, as Linux does (6 SYN
+/// retransmissions): a SYN held by a full port is retried, not abandoned.
+fn client_config() -> Config {
+    Config {
+        handshake_timeout: Duration::from_secs(120),
+        ..Config::new()
+    }
+}
+
 struct EmbassyHarness {
     _clock: MutexGuard<'static, ()>,
     wire: Wire,
@@ -88,18 +97,21 @@ impl EmbassyHarness {
         self.client.pool()
     }
 
-    /// Both runners process what has arrived and send what they have, and
-    /// the client pool does its own work, until the wire is quiet.
-    fn poll_network(&mut self) {
+    /// Polls the server as the async driver would: with its waker handed
+    /// to the stack, after the backend's own work, and with its interests
+    /// registered afterwards.
+    fn poll_server(&mut self, server: &mut dyn Drive<Stack>) {
         let now = self.now;
-        for _ in 0..64 {
-            let before = self.wire.frames();
-            self.server_runner.poll();
-            self.client_runner.poll();
-            self.client.poll_backend(now);
-            if self.wire.frames() == before && self.wire.in_flight() == 0 {
-                break;
-            }
+        let stack = self.stack.as_mut().expect("stack");
+        stack.inner_mut().register_waker(&self.waker);
+        self.backend_at = stack.inner_mut().poll_backend(now);
+        server.poll(stack, now);
+        let mut ready = false;
+        for (socket, interest) in server.interests() {
+            ready |= stack.inner_mut().register_interest(socket, interest);
+        }
+        if ready {
+            self.flag.set();
         }
     }
 
@@ -135,10 +147,9 @@ impl Harness for EmbassyHarness {
         let clock = support::lock_clock();
         let wire = Wire::new();
         let (stack, server_runner) = new_server(&wire, 0x5eed);
-        let (cstack, client_runner, chold) =
-            support::client_stack::<CLIENT_SOCKETS>(&wire, 0xc11e);
+        let (cstack, client_runner, chold) = support::client_stack::<CLIENT_SOCKETS>(&wire, 0xc11e);
         let client_pool: &'static Pool<'static, CLIENT_SOCKETS> =
-            support::leak_pool(cstack, chold, CLIENT_BUFFERS, Config::new());
+            support::leak_pool(cstack, chold, CLIENT_BUFFERS, client_config());
         let (flag, waker) = Flag::new();
         EmbassyHarness {
             _clock: clock,
@@ -178,36 +189,39 @@ impl Harness for EmbassyHarness {
         self.now
     }
 
+    /// One millisecond: the runners and the server take turns (as tasks of
+    /// one executor do: the server runs between two polls of its runner when
+    /// a socket woke it) until the wire is quiet and the server has no
+    /// reason to run.
     fn step(&mut self, server: &mut dyn Drive<Stack>) {
         self.now = self.now + Duration::from_millis(1);
         support::advance_ms(1);
         assert_eq!(support::now_ms(), self.now.as_millis(), "clocks agree");
-        self.poll_network();
-        if self.now.as_millis() % 20_000 == 0 {
-            eprintln!("t={} server: {}", self.now, self.server().pool().debug_sockets());
-            eprintln!("t={} client: {}", self.now, self.client_pool().debug_sockets());
-        }
-        for _ in 0..1_000 {
-            if !self.server_wants_poll(server) {
+        let mut polls = 0;
+        for _ in 0..10_000 {
+            let before = self.wire.frames();
+            self.server_runner.poll();
+            if self.server_wants_poll(server) {
+                self.poll_server(server);
+                polls += 1;
+            }
+            self.client_runner.poll();
+            self.client.poll_backend(self.now);
+            let quiet = self.wire.frames() == before && self.wire.in_flight() == 0;
+            if quiet && !self.server_wants_poll(server) {
                 return;
             }
-            let now = self.now;
-            let stack = self.stack.as_mut().expect("stack");
-            stack.inner_mut().register_waker(&self.waker);
-            self.backend_at = stack.inner_mut().poll_backend(now);
-            server.poll(stack, now);
-            // As the async driver does before it sleeps.
-            let mut ready = false;
-            for (socket, interest) in server.interests() {
-                ready |= stack.inner_mut().register_interest(socket, interest);
+            if !quiet {
+                continue;
             }
-            if ready {
-                self.flag.set();
+            // Quiet wire but the server wants to run: it runs next turn.
+            self.flag.set();
+            if polls > 1_000 {
+                break;
             }
-            self.poll_network();
         }
         panic!(
-            "[embassy] the server stayed ready (woken or deadline due) for 1000 polls at {}: {}",
+            "[embassy] the server stayed ready (woken or deadline due) for {polls} polls at {}: {}",
             self.now,
             server.describe()
         );
@@ -287,7 +301,9 @@ impl Harness for EmbassyHarness {
 
     fn client_addr(&mut self, client: &EmbassyClient) -> SocketAddr {
         use tcpool_core::Backend;
-        self.client.local_addr(&client.sock).expect("client address")
+        self.client
+            .local_addr(&client.sock)
+            .expect("client address")
     }
 
     /// Accepted connections not closed by the server, plus the listener.
