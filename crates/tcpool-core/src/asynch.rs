@@ -161,32 +161,49 @@ where
         if let Poll::Ready(out) = stop.as_mut().poll(cx) {
             return Poll::Ready(out);
         }
-        stack.register_waker(cx.waker());
-        for _ in 0..ROUNDS_PER_WAKE {
-            let now = clock.now();
-            let backend_at = stack.poll_backend(now);
-            server.poll(stack, now);
-            let due = earliest(server.poll_at(), backend_at);
-            if due.is_some_and(|t| t <= now) {
-                continue;
-            }
-            let mut ready = false;
-            for (socket, interest) in server.interests() {
-                ready |= stack.register_interest(socket, interest);
-            }
-            if ready {
-                continue;
-            }
-            if let Some(t) = due {
-                clock.wake_at(t, cx.waker());
-            }
-            return Poll::Pending;
-        }
-        // Still work due now: come back after the others had a turn.
-        cx.waker().wake_by_ref();
+        drive(server, stack, clock, cx.waker());
         Poll::Pending
     })
     .await
+}
+
+/// One wake-up of the driver: rounds of the server while it has work due
+/// now (at most [`ROUNDS_PER_WAKE`]), then registers what it waits for and
+/// arms the deadline; or, with work still due, wakes itself to come back
+/// after the other tasks had a turn.
+pub(crate) fn drive<S, H, C, const N: usize, const RX: usize, const TX: usize>(
+    server: &mut Server<S, H, N, RX, TX>,
+    stack: &mut S,
+    clock: &mut C,
+    waker: &Waker,
+) where
+    S: AsyncBackend,
+    H: Handler,
+    C: Clock,
+{
+    stack.register_waker(waker);
+    for _ in 0..ROUNDS_PER_WAKE {
+        let now = clock.now();
+        let backend_at = stack.poll_backend(now);
+        server.poll(stack, now);
+        let due = earliest(server.poll_at(), backend_at);
+        if due.is_some_and(|t| t <= now) {
+            continue;
+        }
+        let mut ready = false;
+        for (socket, interest) in server.interests() {
+            ready |= stack.register_interest(socket, interest);
+        }
+        if ready {
+            continue;
+        }
+        if let Some(t) = due {
+            clock.wake_at(t, waker);
+        }
+        return;
+    }
+    // Still work due now: come back after the others had a turn.
+    waker.wake_by_ref();
 }
 
 /// The in-memory test stack answers every call at once and has nothing to

@@ -19,6 +19,7 @@ extern crate std;
 
 mod fmt;
 
+pub mod async_handler;
 pub mod asynch;
 pub mod backend;
 mod buffer;
