@@ -38,7 +38,7 @@
 //! }
 //! ```
 //!
-//! One rule: the slice from [`fill_buf`](AsyncConn::fill_buf) borrows the
+//! One rule: the slice from `BufRead::fill_buf` (and [`AsyncConn::fill_more`]) borrows the
 //! pool. Hold it across an `.await` of anything but this connection's own
 //! methods and the pool cannot run; the driver then closes that connection
 //! (reason `protocol`, logged) rather than stall every other one.
