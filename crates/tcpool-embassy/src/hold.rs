@@ -110,7 +110,7 @@ impl SynHold {
             return;
         };
         let n = self.armed[i].load(Ordering::Relaxed);
-        if n <= 1 {
+        if n == 1 {
             self.pause.store(true, Ordering::Relaxed);
         }
         self.armed[i].store(n.saturating_sub(1), Ordering::Relaxed);
