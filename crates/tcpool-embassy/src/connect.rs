@@ -45,7 +45,7 @@ impl<const N: usize> Drop for Connection<'_, '_, N> {
 /// listeners and connections: a full budget is [`Error::OutOfSockets`]
 /// at once (not a reset), and [`Pool::stats`] counts them as `outgoing`.
 ///
-/// ```ignore
+/// ```text
 /// let mut cloud = pool.connect(addr).await?; // embedded_nal_async::TcpConnect
 /// cloud.write_all(b"hello").await?;
 /// ```

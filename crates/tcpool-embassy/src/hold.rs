@@ -110,7 +110,7 @@ impl SynHold {
             return;
         };
         let n = self.armed[i].load(Ordering::Relaxed);
-        if n <= 1 {
+        if n == 1 {
             self.pause.store(true, Ordering::Relaxed);
         }
         self.armed[i].store(n.saturating_sub(1), Ordering::Relaxed);
@@ -133,7 +133,7 @@ impl Default for SynHold {
 /// to a SYN for a port registered in its [`SynHold`] (see the module docs).
 /// Everything else passes through unchanged.
 ///
-/// ```ignore
+/// ```text
 /// static HOLD: SynHold = SynHold::new();
 /// let driver = HoldSyns::new(driver, &HOLD);
 /// let (stack, runner) = embassy_net::new(driver, config, resources, seed);

@@ -28,7 +28,7 @@
 //!
 //! ## Wiring it up
 //!
-//! ```ignore
+//! ```text
 //! static HOLD: SynHold = SynHold::new();
 //! let driver = HoldSyns::new(driver, &HOLD);
 //! let (stack, runner) = embassy_net::new(driver, net_config, resources, seed);
@@ -51,7 +51,7 @@
 //!
 //! * `log` / `defmt`: log pool transitions (trace), lingering-close resets
 //!   and failed handshakes (debug). Both at once are refused.
-//! * `sim`: the [`sim`] module: in-memory embassy-net drivers (a wire
+//! * `sim`: the `sim` module: in-memory embassy-net drivers (a wire
 //!   joining two stacks) for tests on the host (needs `std`).
 //!
 //! ## Not supported

@@ -171,7 +171,7 @@ pub(crate) struct Inner<'d, const N: usize> {
 ///   at most [`Config::lingering_close`]; then it is reset. `abort` resets
 ///   at once.
 /// * Every call that answers `WouldBlock` registers the waker of the
-///   [`PoolStack`] it was made through (see
+///   [`PoolStack`](crate::PoolStack) it was made through (see
 ///   [`tcpool_core::AsyncBackend`]).
 ///
 /// # Not supported
@@ -307,26 +307,6 @@ impl<'d, const N: usize> Pool<'d, N> {
         let i = inner.open_index(socket)?;
         inner.entries[i].socket.close();
         Ok(())
-    }
-
-    #[doc(hidden)]
-    pub fn debug_sockets(&self) -> std::string::String {
-        let inner = self.inner.borrow();
-        let mut out = std::string::String::new();
-        for (i, e) in inner.entries.iter().enumerate() {
-            if e.role != Role::Free {
-                out += &std::format!(
-                    "[{i} {} {} rq={} sq={} may_recv={} can_recv={}] ",
-                    e.role.name(),
-                    e.socket.state(),
-                    e.socket.recv_queue(),
-                    e.socket.send_queue(),
-                    e.socket.may_recv(),
-                    e.socket.can_recv()
-                );
-            }
-        }
-        out
     }
 
     pub(crate) fn with<R>(&self, f: impl FnOnce(&mut Inner<'d, N>, &SynHold) -> R) -> R {

@@ -90,16 +90,16 @@ pub struct WireEnd {
 
 impl Driver for WireEnd {
     type RxToken<'a> = Frame;
-    type TxToken<'a> = Send<'a>;
+    type TxToken<'a> = SendToken<'a>;
 
-    fn receive(&mut self, cx: &mut Context) -> Option<(Frame, Send<'_>)> {
+    fn receive(&mut self, cx: &mut Context) -> Option<(Frame, SendToken<'_>)> {
         let mut s = self.state.borrow_mut();
         match s.queues[self.me].pop_front() {
             Some(frame) => {
                 drop(s);
                 Some((
                     Frame(frame),
-                    Send {
+                    SendToken {
                         state: &self.state,
                         to: self.to,
                     },
@@ -112,8 +112,8 @@ impl Driver for WireEnd {
         }
     }
 
-    fn transmit(&mut self, _cx: &mut Context) -> Option<Send<'_>> {
-        Some(Send {
+    fn transmit(&mut self, _cx: &mut Context) -> Option<SendToken<'_>> {
+        Some(SendToken {
             state: &self.state,
             to: self.to,
         })
@@ -147,12 +147,12 @@ impl RxToken for Frame {
 }
 
 /// A frame to send over the wire.
-pub struct Send<'a> {
+pub struct SendToken<'a> {
     state: &'a Rc<RefCell<WireState>>,
     to: usize,
 }
 
-impl TxToken for Send<'_> {
+impl TxToken for SendToken<'_> {
     fn consume<R, F>(self, len: usize, f: F) -> R
     where
         F: FnOnce(&mut [u8]) -> R,
