@@ -192,20 +192,22 @@ trait Lanes {
 }
 
 struct Shared<
-    's,
+    'a,
+    'h,
     S: AsyncBackend,
     A: AsyncHandler,
     const N: usize,
     const RX: usize,
     const TX: usize,
 > {
-    server: RefCell<&'s mut AsyncServer<'s, S, A, N, RX, TX>>,
+    server: RefCell<&'a mut AsyncServer<'h, S, A, N, RX, TX>>,
     lanes: [Lane; N],
     now: Cell<Instant>,
     waker: RefCell<Option<Waker>>,
 }
 
-impl<S, A, const N: usize, const RX: usize, const TX: usize> Lanes for Shared<'_, S, A, N, RX, TX>
+impl<S, A, const N: usize, const RX: usize, const TX: usize> Lanes
+    for Shared<'_, '_, S, A, N, RX, TX>
 where
     S: AsyncBackend,
     A: AsyncHandler,
@@ -555,10 +557,10 @@ async fn lane_task<A: AsyncHandler>(slot: usize, handler: &A, lanes: &dyn Lanes)
 /// }
 /// assert_eq!(client.recv_all(), b"hello ann");
 /// ```
-pub async fn serve<'s, S, A, C, F, const N: usize, const RX: usize, const TX: usize>(
-    server: &'s mut AsyncServer<'s, S, A, N, RX, TX>,
+pub async fn serve<'a, 'h: 'a, S, A, C, F, const N: usize, const RX: usize, const TX: usize>(
+    server: &'a mut AsyncServer<'h, S, A, N, RX, TX>,
     stack: &mut S,
-    handler: &'s A,
+    handler: &'h A,
     clock: &mut C,
     stop: F,
 ) -> F::Output
@@ -568,7 +570,7 @@ where
     C: Clock,
     F: Future,
 {
-    let shared: Shared<'s, S, A, N, RX, TX> = Shared {
+    let shared: Shared<'a, 'h, S, A, N, RX, TX> = Shared {
         server: RefCell::new(server),
         lanes: core::array::from_fn(|_| Lane::default()),
         now: Cell::new(clock.now()),
