@@ -13,23 +13,15 @@ use std::time::Duration;
 use embedded_io_async::{Read, Write};
 use embedded_nal_async::TcpConnect;
 use support::{SERVER_IP, Task};
+use tcpool_conformance::Echo;
 use tcpool_core::asynch::{self, Clock};
-use tcpool_core::{Config as ServerConfig, Conn, Handler, Instant, Server, WhenFull};
+use tcpool_core::{Config as ServerConfig, Instant, Server, WhenFull};
 use tcpool_embassy::sim::Wire;
 use tcpool_embassy::{Config, EmbassyClock, ListenConfig, Pool, PoolStack};
 
 const PORT: u16 = 7;
 const SERVER_SOCKETS: usize = 8;
 const CLIENT_SOCKETS: usize = 16;
-
-struct Echo;
-impl Handler for Echo {
-    type State = ();
-    fn on_open(&mut self, _: &mut Conn<'_>) {}
-    fn on_data(&mut self, conn: &mut Conn<'_>, _: &mut (), data: &[u8]) -> usize {
-        conn.write(data)
-    }
-}
 
 type Srv = Server<PoolStack<'static, 'static, SERVER_SOCKETS>, Echo, 4, 512, 512>;
 

@@ -6,18 +6,9 @@ mod common;
 use common::STEP;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
-use tcpool_core::{Conn, Handler, Server};
+use tcpool_conformance::Echo;
+use tcpool_core::Server;
 use tcpool_std::{Config, StdClock, StdStack};
-
-struct Echo;
-
-impl Handler for Echo {
-    type State = ();
-    fn on_open(&mut self, _conn: &mut Conn<'_>) {}
-    fn on_data(&mut self, conn: &mut Conn<'_>, _state: &mut (), data: &[u8]) -> usize {
-        conn.write(data)
-    }
-}
 
 /// Runs the server loop until `done` says so or [`STEP`] passes; returns the
 /// CPU time the loop's thread used.
