@@ -460,13 +460,13 @@ impl tcpool_core::Wait for LwipStack {
 }
 
 impl TcpFullStack for LwipStack {
-    /// Creates the lwIP socket (family of [`Config::bind_address`]), sets
+    /// Creates the lwIP socket (family of [`Config::bind_ip`]), sets
     /// `SO_REUSEADDR` if configured, and binds it.
     fn bind(&mut self, socket: &mut Socket, local_port: u16) -> Result<(), Error> {
         if socket.state() != SocketState::Unopened {
             return Err(Error::InvalidState("bind on a socket already in use"));
         }
-        let ip = self.config.bind_address;
+        let ip = self.config.bind_ip;
         let fd = Self::open(sys::family(ip))?;
         let reuse = match self.config.reuse_address {
             true => ffi::set_int_option(&fd, sys::SOL_SOCKET, sys::SO_REUSEADDR, 1),

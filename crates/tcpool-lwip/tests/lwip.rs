@@ -352,7 +352,7 @@ fn at_the_budget_a_client_waits_in_the_backlog_instead_of_being_reset() {
 }
 
 fn echo_round_trip(bind: IpAddr, connect_to: IpAddr) {
-    let mut server = LwipStack::new(Config::default().with_bind_address(bind));
+    let mut server = LwipStack::new(Config::default().with_bind_ip(bind));
     let mut clients = client_stack();
     let (mut listener, port) = listen(&mut server);
     let mut client = connect(&mut clients, SocketAddr::new(connect_to, port));
