@@ -78,14 +78,15 @@ unsafe extern "C" {
 
 // errno: lwIP sets the C library's thread-local errno (`set_errno`), so it is
 // read through the C library's accessor for the calling thread.
-#[cfg(target_os = "espidf")]
+#[cfg(any(target_os = "espidf", target_os = "none"))]
 unsafe extern "C" {
-    /// newlib's per-task errno.
+    /// newlib's per-task (or, bare metal, per-reentrancy-structure) errno.
     fn __errno() -> *mut c_int;
 }
 
 #[cfg(not(any(
     target_os = "espidf",
+    target_os = "none",
     target_os = "linux",
     target_os = "android",
     target_os = "hurd",
@@ -94,10 +95,12 @@ unsafe extern "C" {
     target_vendor = "apple",
     target_os = "freebsd"
 )))]
-compile_error!("tcpool-lwip: no errno accessor for this target (ESP-IDF or a unix host)");
+compile_error!(
+    "tcpool-lwip: no errno accessor for this target (ESP-IDF, bare metal with newlib, or a unix host)"
+);
 
 fn errno() -> Errno {
-    #[cfg(target_os = "espidf")]
+    #[cfg(any(target_os = "espidf", target_os = "none"))]
     // SAFETY: newlib's `__errno` returns a valid pointer to the calling
     // task's errno.
     let value = unsafe { *__errno() };
