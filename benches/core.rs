@@ -33,7 +33,7 @@ use tcpool_core::{Config, Instant, Server};
 #[allow(dead_code, reason = "the ratio helpers serve the transfer benches")]
 mod support;
 
-use support::{Echo, Mode, Rng, measured, mode, record};
+use support::{Echo, Mode, measured, mode, record};
 
 const PORT: u16 = 7000;
 
@@ -122,29 +122,29 @@ struct Input {
 
 impl Input {
     fn new() -> Input {
-        let mut rng = Rng::new(0x11e5);
+        let mut rng = fastrand::Rng::with_seed(0x11e5);
         let (mut lines, mut line_count) = (Vec::with_capacity(FRAMING_BYTES + 256), 0);
         while lines.len() < FRAMING_BYTES {
-            let len = rng.range(0, MAX_LINE);
-            lines.extend((0..len).map(|_| b' ' + (rng.next_u64() % 95) as u8));
-            let crlf = rng.next_u64().is_multiple_of(2);
+            let len = rng.usize(0..=MAX_LINE);
+            lines.extend((0..len).map(|_| rng.u8(b' '..=b'~')));
+            let crlf = rng.bool();
             lines.extend_from_slice(if crlf { b"\r\n" } else { b"\n" });
             line_count += 1;
         }
         let (mut frames, mut frame_count) = (Vec::with_capacity(FRAMING_BYTES + 2048), 0);
         while frames.len() < FRAMING_BYTES {
-            let len = rng.range(0, MAX_FRAME);
+            let len = rng.usize(0..=MAX_FRAME);
             let mut header = [0u8; 4];
             let h = Prefix::U16Be.encode(len, &mut header).expect("fits u16");
             frames.extend_from_slice(&header[..h]);
-            frames.extend((0..len).map(|_| rng.next_u64() as u8));
+            frames.extend((0..len).map(|_| rng.u8(..)));
             frame_count += 1;
         }
         let longest = lines.len().max(frames.len());
         let mut pieces = Vec::new();
         let mut total = 0;
         while total < longest {
-            let n = rng.range(1, MAX_PIECE);
+            let n = rng.usize(1..=MAX_PIECE);
             pieces.push(n);
             total += n;
         }

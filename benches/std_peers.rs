@@ -21,12 +21,13 @@
 //! with the peers interleaved (see `support/std_peers/report.rs`), and per
 //! other peer one `ratio GROUP tcpool_std/PEER = X` line (throughput over
 //! throughput) and, against tokio, one `cpu_ratio` line (server CPU per
-//! unit of work) are printed. With `TCPOOL_BENCH_PLOT=path.png` it then
-//! measures echo throughput at 1, 2, 4, 8 and 16 clients and draws it.
+//! unit of work) are printed. With `TCPOOL_BENCH_PLOT=path.svg` it then
+//! measures echo throughput at 1, 2, 4, 8 and 16 clients and draws it (an
+//! SVG image, drawn with plotters).
 //!
 //! ```sh
 //! cargo bench --bench std_peers                 # about 70 s on 2 cores
-//! TCPOOL_BENCH_PLOT=docs/throughput-vs-clients.png cargo bench --bench std_peers
+//! TCPOOL_BENCH_PLOT=docs/throughput-vs-clients.svg cargo bench --bench std_peers
 //! cargo bench --bench std_peers -- --test       # each benchmark once (CI)
 //! ```
 
@@ -177,6 +178,14 @@ fn main() {
     // Criterion's quick modes run each benchmark once (or not at all): no
     // figures worth a ratio or a plot.
     let quick = std::env::args().any(|a| a == "--test" || a == "--list" || a == "--profile-time");
+    let plot = std::env::var_os("TCPOOL_BENCH_PLOT").map(PathBuf::from);
+    if let Some(path) = plot
+        .as_ref()
+        .filter(|p| p.extension() != Some("svg".as_ref()))
+    {
+        eprintln!("error: TCPOOL_BENCH_PLOT={path:?}: the plot is an SVG image, name it *.svg");
+        std::process::exit(2);
+    }
     println!("std_peers: {}", support::affinity::describe());
     benches();
     Criterion::default().configure_from_args().final_summary();
@@ -195,11 +204,11 @@ fn main() {
             report::print(&group.name(), group.work(), &results);
         }
     }
-    if let Some(path) = std::env::var_os("TCPOOL_BENCH_PLOT") {
+    if let Some(path) = plot {
         if quick {
             println!("plot skipped (criterion --test/--list/--profile-time mode)");
         } else {
-            support::plot::sweep_and_draw(&PathBuf::from(path));
+            support::plot::sweep_and_draw(&path);
         }
     }
 }

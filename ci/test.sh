@@ -52,8 +52,12 @@ cargo test --locked
 stage tap
 # smoltcp against real Linux clients over a TAP device in a network
 # namespace the test creates (root and /dev/net/tun; with CI=true it fails
-# rather than skip when it cannot run).
+# rather than skip when it cannot run), and the TAP echo example driven
+# black-box the same way.
+cargo clippy -p tcpool --features tap --examples --tests --locked -- -D warnings
 cargo test -p tcpool-smoltcp --features tap --test tap --locked
+cargo build --locked --features tap --example smoltcp_tap_echo
+cargo test --locked --features tap --test blackbox_tap
 
 stage bench
 # Every criterion benchmark builds (release) and runs each case once in test

@@ -15,22 +15,19 @@ mod common;
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
-use tcpool::framing::Lines;
-use tcpool::{CloseReason, Closed, Conn, Handler, Server, Stats};
+use tcpool::framing::{LineTimeout, Lines};
+use tcpool::{CloseReason, Closed, Conn, Handler, Server};
 
 /// The longest command line accepted, terminator not counted.
 const MAX_LINE: usize = 128;
 
 /// Answers commands from a simulated sensor.
-#[derive(Default)]
 struct Commands {
-    /// A copy of the server's counters, refreshed before each poll.
-    stats: Stats,
     /// Readings taken, to make the simulated sensor move.
     readings: u32,
-    /// Connections open now, counted by the handler itself so that it is
-    /// exact inside a callback (the stats copy is from before the poll).
-    open: u32,
+    /// `--request-timeout-ms`: each line must be complete within this
+    /// time of its first byte, the first one within it of the accept.
+    line_timeout: Option<LineTimeout>,
 }
 
 impl Commands {
@@ -46,15 +43,14 @@ impl Commands {
                 self.readings = self.readings.wrapping_add(1);
                 writeln!(conn, "HUMIDITY {}", 40 + self.readings % 7)
             }
-            b"STATS" => writeln!(
-                conn,
-                "STATS active={} accepted={} refused={} bytes_in={} bytes_out={}",
-                self.open,
-                self.stats.accepted,
-                self.stats.refused,
-                self.stats.bytes_in,
-                self.stats.bytes_out
-            ),
+            b"STATS" => {
+                let stats = *conn.stats();
+                writeln!(
+                    conn,
+                    "STATS active={} accepted={} refused={} bytes_in={} bytes_out={}",
+                    stats.active, stats.accepted, stats.refused, stats.bytes_in, stats.bytes_out
+                )
+            }
             b"QUIT" => {
                 conn.write_str("BYE\n")?;
                 conn.close();
@@ -68,8 +64,10 @@ impl Commands {
 impl Handler for Commands {
     type State = ();
 
-    fn on_open(&mut self, _conn: &mut Conn<'_>) {
-        self.open += 1;
+    fn on_open(&mut self, conn: &mut Conn<'_>) {
+        if let Some(t) = self.line_timeout {
+            t.opened(conn);
+        }
     }
 
     fn on_data(&mut self, conn: &mut Conn<'_>, _: &mut (), data: &[u8]) -> usize {
@@ -93,21 +91,24 @@ impl Handler for Commands {
                 break;
             }
         }
+        if let Some(t) = self.line_timeout {
+            t.parsed(conn, used > 0, data.len() - used);
+        }
         used
     }
 
     fn on_closed(&mut self, closed: &Closed, _: ()) {
-        self.open -= 1;
         println!("closed {closed}");
     }
 }
 
 fn main() -> ExitCode {
     let args = common::Args::parse();
+    let handler = Commands {
+        readings: 0,
+        line_timeout: args.pool.request_timeout.map(LineTimeout::new),
+    };
     let mut server: Server<_, Commands, { common::POOL }, 512, 512> =
-        Server::new(Commands::default(), args.config());
-    common::serve(&args, &mut server, |server| {
-        let stats = *server.stats();
-        server.handler_mut().stats = stats;
-    })
+        Server::new(handler, args.config());
+    common::serve(&args, &mut server, |_| {})
 }

@@ -9,32 +9,22 @@
 //! Ctrl-C or SIGTERM.
 
 mod common;
+#[path = "common/echo.rs"]
+mod echo;
 
 use std::process::ExitCode;
 
-use tcpool::{Closed, Conn, Handler, Server};
+use tcpool::Server;
 
-/// Echoes input; what does not fit the transmit buffer stays in the
-/// receive buffer until output drains (backpressure, not loss).
-struct Echo;
-
-impl Handler for Echo {
-    type State = ();
-
-    fn on_open(&mut self, _conn: &mut Conn<'_>) {}
-
-    fn on_data(&mut self, conn: &mut Conn<'_>, _: &mut (), data: &[u8]) -> usize {
-        conn.write(data)
-    }
-
-    fn on_closed(&mut self, closed: &Closed, _: ()) {
-        println!("closed {closed}");
-    }
-}
+use echo::Echo;
 
 fn main() -> ExitCode {
     let args = common::Args::parse();
-    let mut server: Server<_, Echo, { common::POOL }, 4096, 4096> =
-        Server::new(Echo, args.config());
+    let mut server: Server<_, Echo, { common::POOL }, 4096, 4096> = Server::new(
+        Echo {
+            request_timeout: args.pool.request_timeout,
+        },
+        args.config(),
+    );
     common::serve(&args, &mut server, |_| {})
 }

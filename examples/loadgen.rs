@@ -8,7 +8,11 @@
 //!
 //! Prints `echo clients=N bytes=B seconds=S mb_per_s=X` (MB = 10^6 bytes,
 //! counted once: bytes that made the round trip). Only connects to the
-//! address it is given; meant for 127.0.0.1.
+//! address it is given; meant for 127.0.0.1. A bad command line prints
+//! `error: ...` and the usage and exits with 2, as the servers do.
+
+#[path = "common/flags.rs"]
+mod flags;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -17,31 +21,33 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+const USAGE: &str = "usage: [--connect ADDR] [--clients N] [--seconds S] [--chunk BYTES]
+
+  --connect ADDR         the echo server (default 127.0.0.1:7000)
+  --clients N            clients streaming at once (default 1)
+  --seconds S            how long they stream (default 5)
+  --chunk BYTES          bytes per write, at least 1 (default 65536)";
+
 fn main() -> ExitCode {
-    let mut connect: SocketAddr = "127.0.0.1:7000".parse().unwrap();
+    let mut connect = SocketAddr::from(([127, 0, 0, 1], 7000));
     let mut clients = 1usize;
     let mut seconds = 5u64;
     let mut chunk = 64 * 1024usize;
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let Some(value) = args.next() else {
-            eprintln!("error: {flag} needs a value");
-            return ExitCode::from(2);
-        };
-        let ok = match flag.as_str() {
-            "--connect" => value.parse().map(|v| connect = v).is_ok(),
-            "--clients" => value.parse().map(|v| clients = v).is_ok(),
-            "--seconds" => value.parse().map(|v| seconds = v).is_ok(),
-            "--chunk" => value.parse().map(|v| chunk = v).is_ok(),
-            _ => false,
-        };
-        if !ok {
-            eprintln!(
-                "error: bad flag or value: {flag} {value}\nusage: --connect ADDR --clients N --seconds S --chunk BYTES"
-            );
-            return ExitCode::from(2);
+    flags::parse_or_exit(USAGE, |flag| {
+        match flag.name() {
+            "--connect" => connect = flag.parse("not an address like 127.0.0.1:7000")?,
+            "--clients" => clients = flag.parse("not a number")?,
+            "--seconds" => seconds = flag.parse("not a number")?,
+            "--chunk" => {
+                chunk = flag.parse("not a number")?;
+                if chunk == 0 {
+                    return Err(flag.bad("0", "must be at least 1"));
+                }
+            }
+            _ => return Ok(false),
         }
-    }
+        Ok(true)
+    });
     let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
     let workers: Vec<_> = (0..clients)

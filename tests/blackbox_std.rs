@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::Duration;
 
-use support::{ExampleServer, connect, field, read_to_eof, round_trip, silent_for};
+use support::{ExampleServer, connect, connect_from, field, read_to_eof, round_trip, silent_for};
 
 const ANY_PORT: &str = "127.0.0.1:0";
 
@@ -325,6 +325,111 @@ fn command_server_answers_every_command_and_quit_closes() {
 }
 
 #[test]
+fn a_client_over_the_per_ip_cap_is_refused_and_never_costs_an_idle_client_its_slot() {
+    let server = ExampleServer::start(
+        "echo",
+        &[
+            "--listen",
+            ANY_PORT,
+            "--max-connections",
+            "2",
+            "--when-full",
+            "evict-idlest",
+            "--min-idle-ms",
+            "100",
+            "--max-per-ip",
+            "1",
+        ],
+    );
+    let host_a: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+    let host_b: std::net::IpAddr = "127.0.0.3".parse().unwrap();
+    let mut a = connect_from(host_a, server.addr);
+    let mut b = connect_from(host_b, server.addr);
+    // Both hold a slot (the pool is full), then go idle past --min-idle-ms:
+    // each could be evicted for a newcomer the server admits.
+    assert_eq!(round_trip(&mut a, b"a\n"), b"a\n");
+    assert_eq!(round_trip(&mut b, b"b\n"), b"b\n");
+    std::thread::sleep(Duration::from_millis(300));
+
+    // A second connection from host A is over its cap: refused, whatever
+    // the eviction policy could free.
+    let mut third = connect_from(host_a, server.addr);
+    third
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let (got, clean) = read_to_eof(&mut third);
+    let closed = server.closed_lines();
+    assert!(
+        !closed.iter().any(|l| field(l, "reason") == Some("evicted")),
+        "an idle client was evicted for a client the per-IP cap refuses: {closed:?}"
+    );
+    assert!(
+        clean,
+        "the refused client must see the server close its connection (got {got:?})"
+    );
+    assert!(
+        got.is_empty() || got == b"busy\n",
+        "a refused client gets nothing but the banner: {got:?}"
+    );
+    for (name, client) in [("127.0.0.2", &mut a), ("127.0.0.3", &mut b)] {
+        assert_eq!(
+            round_trip(client, b"still here\n"),
+            b"still here\n",
+            "the idle client from {name} lost service"
+        );
+    }
+    assert!(
+        server.closed_lines().is_empty(),
+        "nobody may be closed: {:?}",
+        server.closed_lines()
+    );
+    let lines = server.stop();
+    let stats = lines
+        .iter()
+        .find(|l| l.starts_with("stats "))
+        .expect("stats line");
+    assert_eq!(field(stats, "refused"), Some("1"), "{stats}");
+    assert_eq!(field(stats, "evicted"), Some("0"), "{stats}");
+    assert_eq!(field(stats, "accepted"), Some("2"), "{stats}");
+}
+
+#[test]
+fn help_lists_every_flag_and_exits_zero() {
+    let out = std::process::Command::new(support::example_path("echo"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let usage = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--listen ADDR",
+        "--max-connections N",
+        "--when-full",
+        "--idle-timeout-ms MS",
+        "--min-idle-ms MS",
+        "--max-per-ip N",
+        "--request-timeout-ms MS",
+        "--write-stall-ms MS",
+    ] {
+        assert!(usage.contains(flag), "usage lacks {flag}:\n{usage}");
+    }
+}
+
+#[test]
+fn a_bad_max_per_ip_is_refused_with_usage() {
+    let out = std::process::Command::new(support::example_path("echo"))
+        .args(["--max-per-ip", "many"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--max-per-ip") && err.contains("usage:"),
+        "{err}"
+    );
+}
+
+#[test]
 fn bad_flags_are_refused_with_usage() {
     let out = std::process::Command::new(
         std::env::current_exe()
@@ -341,4 +446,84 @@ fn bad_flags_are_refused_with_usage() {
     .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--when-full"));
+}
+
+/// Slowloris against the command server: four clients trickle one byte of
+/// a line every 500 ms and hold all four slots; with a 1 s request timeout
+/// they are closed with `request_timeout`, and a fifth client's `PING` is
+/// answered (within 5 s here: the functional bound, not a speed target).
+#[test]
+fn trickling_clients_are_closed_by_the_request_timeout_and_a_fifth_is_served() {
+    let server = ExampleServer::start(
+        "command",
+        &[
+            "--listen",
+            ANY_PORT,
+            "--max-connections",
+            "4",
+            "--request-timeout-ms",
+            "1000",
+        ],
+    );
+    let mut tricklers: Vec<TcpStream> = (0..4).map(|_| connect(server.addr)).collect();
+    let started = std::time::Instant::now();
+    let mut fifth = connect(server.addr);
+    fifth.write_all(b"PING\n").unwrap();
+    fifth
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 16];
+    let mut sent = 0usize;
+    while !answer.ends_with(b"PONG\n") {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the fifth client was not served; output: {:?}",
+            server.lines()
+        );
+        // One byte of "GET_TEMP" every 500 ms from each trickler.
+        if started.elapsed() >= Duration::from_millis(500 * sent as u64) {
+            for t in &mut tricklers {
+                let _ = t.write_all(&[b"GET_TEMP"[sent % 8]]);
+            }
+            sent += 1;
+        }
+        match fifth.read(&mut buf) {
+            Ok(0) => panic!("the fifth client was closed"),
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+    }
+    assert_eq!(answer, b"PONG\n");
+    let closed = server.wait_closed(4, Duration::from_secs(5));
+    for line in &closed[..4] {
+        assert_eq!(field(line, "reason"), Some("request_timeout"), "{line}");
+    }
+    let stats = server.stop();
+    let stats = stats.iter().find(|l| l.starts_with("stats ")).unwrap();
+    assert!(stats.contains("request_timeout:4"), "{stats}");
+}
+
+/// `echo --request-timeout-ms`: a client that connects and says nothing is
+/// closed with `request_timeout`; one that speaks in time is echoed and
+/// kept.
+#[test]
+fn echo_request_timeout_bounds_the_first_byte_only() {
+    let server = ExampleServer::start(
+        "echo",
+        &["--listen", ANY_PORT, "--request-timeout-ms", "300"],
+    );
+    let mut mute = connect(server.addr);
+    let mut talker = connect(server.addr);
+    assert_eq!(round_trip(&mut talker, b"hi\n"), b"hi\n");
+    let closed = server.wait_closed(1, Duration::from_secs(5));
+    assert_eq!(field(&closed[0], "reason"), Some("request_timeout"));
+    let (_, _) = read_to_eof(&mut mute);
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(round_trip(&mut talker, b"still\n"), b"still\n");
+    assert_eq!(
+        server.closed_lines().len(),
+        1,
+        "only the mute client closed"
+    );
 }

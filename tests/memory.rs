@@ -1,18 +1,9 @@
 //! Memory per connection is fixed at compile time: buffers plus a small,
 //! bounded overhead per slot.
 
+use tcpool::Server;
 use tcpool::host::StdStack;
-use tcpool::{Conn, Handler, Server};
-
-struct Echo;
-
-impl Handler for Echo {
-    type State = ();
-    fn on_open(&mut self, _: &mut Conn<'_>) {}
-    fn on_data(&mut self, conn: &mut Conn<'_>, _: &mut (), data: &[u8]) -> usize {
-        conn.write(data)
-    }
-}
+use tcpool_conformance::Echo;
 
 fn report<const N: usize, const RX: usize, const TX: usize>() -> usize {
     let total = core::mem::size_of::<Server<StdStack, Echo, N, RX, TX>>();

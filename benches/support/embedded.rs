@@ -1,5 +1,5 @@
-//! Shared by the `core`, `smoltcp` and `lwip` benches: the echo handler, a
-//! seeded generator for test data, a record of criterion's own samples, and
+//! Shared by the `core`, `smoltcp` and `lwip` benches: the echo handler,
+//! seeded test data, a record of criterion's own samples, and
 //! the interleaved runs behind the ratio line each transfer bench prints
 //! after criterion's run.
 //!
@@ -8,8 +8,6 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
-
-use tcpool_core::{Conn, Handler};
 
 /// Sample size of every group of these benches (criterion's minimum is 10).
 pub const SAMPLE_SIZE: usize = 10;
@@ -25,52 +23,13 @@ pub fn criterion(warm_up: Duration, measurement: Duration) -> criterion::Criteri
         .measurement_time(measurement)
 }
 
-/// The echo application: everything received is written back; what does not
-/// fit the transmit buffer stays in the receive buffer until output drains.
-pub struct Echo;
-
-impl Handler for Echo {
-    type State = ();
-
-    fn on_open(&mut self, _conn: &mut Conn<'_>) {}
-
-    fn on_data(&mut self, conn: &mut Conn<'_>, _state: &mut (), data: &[u8]) -> usize {
-        conn.write(data)
-    }
-}
-
-/// A seeded generator (SplitMix64): the same data on every run and machine.
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator seeded with `seed`.
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A uniform integer in `lo..=hi`.
-    pub fn range(&mut self, lo: usize, hi: usize) -> usize {
-        lo + (self.next_u64() % (hi - lo + 1) as u64) as usize
-    }
-}
+/// The echo application (the conformance suite's).
+pub use tcpool_conformance::Echo;
 
 /// `len` bytes of seeded noise: what a client sends and expects back.
 pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut rng = Rng::new(seed);
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        out.extend_from_slice(&rng.next_u64().to_le_bytes());
-    }
-    out.truncate(len);
+    let mut out = vec![0; len];
+    fastrand::Rng::with_seed(seed).fill(&mut out);
     out
 }
 

@@ -1,7 +1,12 @@
-//! What the examples share: the command line, the socket setup and the
-//! poll-and-wait loop. The command-line interface (flags, the
-//! `listening on ADDR` line, the `closed ...` lines) is relied on by
-//! acceptance tests: extend it, never change it.
+//! What the std examples share: the command line (see [`cli`] and
+//! [`flags`], which the smoltcp TAP example and the load generator share
+//! too), the socket setup and the poll-and-wait
+//! loop. The command-line interface (flags, exit codes, the
+//! `listening on ADDR` line, the `closed ...` and `stats ...` lines) is
+//! relied on by acceptance tests: extend it, never change it.
+
+pub mod cli;
+pub mod flags;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -10,129 +15,47 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tcpool::host::{Config as StackConfig, StdClock, StdStack};
-use tcpool::{Config, Handler, Server, Stats, WhenFull};
+use tcpool::{Config, Handler, Server};
 
-/// Slots compiled into the example servers; `--max-connections` may use
-/// up to this many.
+use cli::{Cli, PoolArgs, print_stats};
+
+/// Slots compiled into the std example servers; `--max-connections` may
+/// use up to this many.
 pub const POOL: usize = 64;
 
-/// The parsed command line.
+/// The command line of the std examples: `--listen` and the pool flags.
 pub struct Args {
+    /// `--listen`: the address to listen on (default 127.0.0.1:7000).
     pub listen: SocketAddr,
-    pub max_connections: usize,
-    pub when_full: WhenFull,
-    pub idle_timeout: Option<Duration>,
+    /// The pool flags.
+    pub pool: PoolArgs,
 }
 
-const USAGE: &str = "usage: [--listen ADDR] [--max-connections N] \
-[--when-full defer|reject|evict-idlest] [--idle-timeout-ms MS] [--min-idle-ms MS]
-
-  --listen ADDR          address to listen on (default 127.0.0.1:7000; port 0 picks one)
-  --max-connections N    clients served at once, 1..=64 (default 4); more wait or are refused
-  --when-full MODE       defer (default): new clients wait in the kernel backlog;
-                         reject: accept, say `busy`, close; evict-idlest: close the
-                         longest-idle client (idle at least --min-idle-ms) to make room
-  --idle-timeout-ms MS   close a client silent for MS milliseconds (default 0 = never)
-  --min-idle-ms MS       with evict-idlest: never evict a client idle less than this (default 1000)";
+const CLI: Cli = Cli {
+    pool: POOL,
+    synopsis: "[--listen ADDR]",
+    help: "  --listen ADDR          address to listen on (default 127.0.0.1:7000; port 0 picks one)",
+};
 
 impl Args {
-    /// Parses the process arguments; prints usage and exits on a mistake.
+    /// Parses the process arguments; prints usage and exits on a mistake
+    /// (exit code 2) or after `--help` (exit code 0).
     pub fn parse() -> Args {
-        match Self::try_parse(std::env::args().skip(1)) {
-            Ok(args) => args,
-            Err(msg) => {
-                eprintln!("error: {msg}\n{USAGE}");
-                std::process::exit(2);
+        let mut listen = SocketAddr::from(([127, 0, 0, 1], 7000));
+        let pool = CLI.parse_or_exit(|flag| match flag.name() {
+            "--listen" => {
+                listen = flag.parse("not an address like 127.0.0.1:7000 or [::1]:7000")?;
+                Ok(true)
             }
-        }
-    }
-
-    fn try_parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
-        let mut listen: SocketAddr = "127.0.0.1:7000".parse().map_err(|_| "default address")?;
-        let mut max_connections = 4;
-        let mut mode = String::from("defer");
-        let mut idle_ms = 0u64;
-        let mut min_idle_ms = 1000u64;
-        while let Some(flag) = it.next() {
-            if flag == "--help" || flag == "-h" {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-            let bad = |what: &str| format!("{flag}: {what}: {value:?}");
-            match flag.as_str() {
-                "--listen" => {
-                    listen = value
-                        .parse()
-                        .map_err(|_| bad("not an address like 127.0.0.1:7000 or [::1]:7000"))?
-                }
-                "--max-connections" => {
-                    max_connections = value.parse().map_err(|_| bad("not a number"))?;
-                    if !(1..=POOL).contains(&max_connections) {
-                        return Err(bad(&format!("must be 1..={POOL}")));
-                    }
-                }
-                "--when-full" => mode = value,
-                "--idle-timeout-ms" => idle_ms = value.parse().map_err(|_| bad("not a number"))?,
-                "--min-idle-ms" => min_idle_ms = value.parse().map_err(|_| bad("not a number"))?,
-                _ => return Err(format!("unknown flag {flag}")),
-            }
-        }
-        let when_full = match mode.as_str() {
-            "defer" => WhenFull::Defer,
-            "reject" => WhenFull::Reject,
-            "evict-idlest" => WhenFull::EvictIdlest {
-                min_idle: Duration::from_millis(min_idle_ms),
-            },
-            other => {
-                return Err(format!(
-                    "--when-full: expected defer, reject or evict-idlest, got {other:?}"
-                ));
-            }
-        };
-        let idle_timeout = (idle_ms > 0).then(|| Duration::from_millis(idle_ms));
-        Ok(Args {
-            listen,
-            max_connections,
-            when_full,
-            idle_timeout,
-        })
+            _ => Ok(false),
+        });
+        Args { listen, pool }
     }
 
     /// The server configuration these flags ask for.
     pub fn config(&self) -> Config {
-        Config::new()
-            .with_max_connections(self.max_connections)
-            .with_when_full(self.when_full)
-            .with_idle_timeout(self.idle_timeout)
-            .with_reject_banner(b"busy\n")
+        self.pool.config()
     }
-}
-
-/// Prints the counters in one line.
-pub fn print_stats(stats: &Stats) {
-    let closed: Vec<String> = stats
-        .closed
-        .iter()
-        .filter(|(_, n)| *n > 0)
-        .map(|(r, n)| format!("{r}:{n}"))
-        .collect();
-    println!(
-        "stats accepted={} refused={} evicted={} deferred={} accept_errors={} bytes_in={} bytes_out={} peak_active={} closed={}",
-        stats.accepted,
-        stats.refused,
-        stats.evicted,
-        stats.deferred,
-        stats.accept_errors,
-        stats.bytes_in,
-        stats.bytes_out,
-        stats.peak_active,
-        if closed.is_empty() {
-            "-".to_string()
-        } else {
-            closed.join(",")
-        }
-    );
 }
 
 /// Binds, prints `listening on ADDR`, and serves until SIGINT or SIGTERM;

@@ -18,7 +18,7 @@ pub struct ExampleServer {
 }
 
 /// The path of a built example (cargo builds examples beside the tests).
-fn example_path(name: &str) -> PathBuf {
+pub fn example_path(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let profile_dir = exe
         .parent()
@@ -147,6 +147,24 @@ pub fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
 /// Connects with a read timeout so no test can hang on a read.
 pub fn connect(addr: SocketAddr) -> TcpStream {
     let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.set_nodelay(true).unwrap();
+    s
+}
+
+/// Connects from the local address `source` (any of 127.0.0.0/8 on
+/// Linux's loopback), as [`connect`] does otherwise: a client that another
+/// host would be, for per-IP limits.
+pub fn connect_from(source: std::net::IpAddr, addr: SocketAddr) -> TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).expect("socket");
+    socket
+        .bind(&SocketAddr::new(source, 0).into())
+        .unwrap_or_else(|e| panic!("bind the client to {source}: {e}"));
+    socket
+        .connect_timeout(&addr.into(), Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("connect from {source} to {addr}: {e}"));
+    let s: TcpStream = socket.into();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s.set_nodelay(true).unwrap();
     s

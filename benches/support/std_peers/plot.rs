@@ -1,12 +1,16 @@
 //! The throughput-vs-clients plot: echo throughput of each peer at 1, 2, 4,
 //! 8 and 16 clients, measured here (not by criterion: five client counts
 //! times three peers would double the run) the way the ratio summary is,
-//! interleaved (see [`report`](super::report)), and drawn as a PNG.
+//! interleaved (see [`report`](super::report)), and drawn with plotters as
+//! an SVG image.
 
+use std::error::Error;
 use std::path::Path;
 
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
 use super::clients::{self, CHUNK};
-use super::png::{Canvas, Rgb};
 use super::report::{self, Work};
 use super::servers::Peer;
 
@@ -19,7 +23,7 @@ const ROUNDS: usize = 9;
 /// One peer's line: its name, colour, marker and points (clients, MB/s).
 struct Series {
     name: &'static str,
-    colour: Rgb,
+    colour: RGBColor,
     marker: Marker,
     points: Vec<(usize, f64)>,
 }
@@ -33,13 +37,14 @@ enum Marker {
 }
 
 /// Measures every peer at every client count, prints each point as a
-/// `summary` line, and writes the plot to `path` (creating its directory).
+/// `summary` line, and writes the plot to `path`, an SVG image (creating
+/// its directory).
 pub fn sweep_and_draw(path: &Path) {
     println!("\nthroughput vs clients, for the plot ({path:?}):");
     let style = |peer: Peer| match peer {
-        Peer::TcpoolStd => ([31, 119, 180], Marker::Square),
-        Peer::TokioCurrentThread => ([230, 110, 0], Marker::Disc),
-        Peer::Threads => ([44, 150, 44], Marker::Diamond),
+        Peer::TcpoolStd => (RGBColor(31, 119, 180), Marker::Square),
+        Peer::TokioCurrentThread => (RGBColor(230, 110, 0), Marker::Disc),
+        Peer::Threads => (RGBColor(44, 150, 44), Marker::Diamond),
     };
     let mut series: Vec<Series> = Peer::ALL
         .iter()
@@ -58,11 +63,10 @@ pub fn sweep_and_draw(path: &Path) {
             s.points.push((n, m.median));
         }
     }
-    let png = draw(&series, &machine());
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("create {dir:?}: {e}"));
     }
-    std::fs::write(path, png).unwrap_or_else(|e| panic!("write {path:?}: {e}"));
+    draw(path, &series, &machine()).unwrap_or_else(|e| panic!("draw {path:?}: {e}"));
     println!("plot written to {path:?}");
 }
 
@@ -116,126 +120,107 @@ fn y_scale(max: f64) -> (f64, f64) {
     (top, step)
 }
 
-const BLACK: Rgb = [0, 0, 0];
-const GREY: Rgb = [90, 90, 90];
-const GRID: Rgb = [222, 222, 222];
-const WHITE: Rgb = [255, 255, 255];
+const GREY: RGBColor = RGBColor(90, 90, 90);
+const GRID: RGBColor = RGBColor(222, 222, 222);
 
-/// Draws the series as a line chart: clients on a log-2 x axis, MB/s on a
-/// linear y axis from 0.
-fn draw(series: &[Series], machine: &str) -> Vec<u8> {
-    const W: i64 = 1000;
-    const H: i64 = 680;
-    const LEFT: i64 = 110;
-    const RIGHT: i64 = 960;
-    const TOP: i64 = 100;
-    const BOTTOM: i64 = 540;
-    let mut c = Canvas::new(W as usize, H as usize, WHITE);
-
-    let title = "Echo throughput vs clients: tcpool-std and its peers";
-    c.text((W - Canvas::text_width(title, 3)) / 2, 16, title, 3, BLACK);
-
-    // Legend, one row under the title.
-    let legend_width: i64 = series
-        .iter()
-        .map(|s| 60 + Canvas::text_width(s.name, 2) + 40)
-        .sum();
-    let mut x = (W - legend_width) / 2;
-    for s in series {
-        c.line((x, 62), (x + 44, 62), 3, s.colour);
-        marker(&mut c, s.marker, x + 22, 62, s.colour);
-        c.text(x + 56, 55, s.name, 2, BLACK);
-        x += 60 + Canvas::text_width(s.name, 2) + 40;
-    }
+/// Draws the series as a line chart, an SVG image: clients on a log-2 x
+/// axis, MB/s on a linear y axis from 0, a legend, and a footer with the
+/// date, the machine and the command.
+fn draw(path: &Path, series: &[Series], machine: &str) -> Result<(), Box<dyn Error>> {
+    const W: u32 = 1000;
+    const H: u32 = 680;
+    let root = SVGBackend::new(path, (W, H)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (upper, footer) = root.split_vertically(H - 70);
+    let upper = upper.titled(
+        "Echo throughput vs clients: tcpool-std and its peers",
+        ("sans-serif", 28),
+    )?;
 
     let max = series
         .iter()
         .flat_map(|s| s.points.iter().map(|p| p.1))
         .fold(0.0, f64::max);
     let (top, step) = y_scale(max);
-    let y_of = |v: f64| BOTTOM - ((v / top) * (BOTTOM - TOP) as f64).round() as i64;
-    let last = CLIENT_COUNTS[CLIENT_COUNTS.len() - 1] as f64;
-    let x_of = |n: usize| {
-        let f = (n as f64).log2() / last.log2();
-        LEFT + 30 + (f * (RIGHT - LEFT - 60) as f64).round() as i64
-    };
+    // x is log2 of the client count: 1, 2, 4, 8, 16 are evenly spaced.
+    let last = (CLIENT_COUNTS[CLIENT_COUNTS.len() - 1] as f64).log2();
+    let mut chart = ChartBuilder::on(&upper)
+        .margin_left(20)
+        .margin_right(40)
+        .margin_top(10)
+        .x_label_area_size(60)
+        .y_label_area_size(80)
+        .build_cartesian_2d(-0.2..last + 0.2, 0.0..top)?;
+    chart
+        .configure_mesh()
+        .light_line_style(TRANSPARENT)
+        .bold_line_style(GRID)
+        .axis_style(BLACK.stroke_width(2))
+        .x_labels(CLIENT_COUNTS.len())
+        .x_label_formatter(&|x| format!("{}", 2f64.powf(*x).round()))
+        .y_labels((top / step).round() as usize + 1)
+        .y_label_formatter(&|v| format!("{v:.0}"))
+        .label_style(("sans-serif", 18).into_font().color(&GREY))
+        .axis_desc_style(("sans-serif", 18))
+        .x_desc("clients (each writes a 64 KiB chunk and reads it back)")
+        .y_desc("MB/s")
+        .draw()?;
 
-    // Grid and y tick labels.
-    let mut v = 0.0;
-    while v <= top + step / 2.0 {
-        let y = y_of(v);
-        c.line((LEFT, y), (RIGHT, y), 1, GRID);
-        let label = format!("{v:.0}");
-        c.text(
-            LEFT - 12 - Canvas::text_width(&label, 2),
-            y - 7,
-            &label,
-            2,
-            GREY,
-        );
-        v += step;
-    }
-    for &n in &CLIENT_COUNTS {
-        let x = x_of(n);
-        c.line((x, TOP), (x, BOTTOM), 1, GRID);
-        let label = n.to_string();
-        c.text(
-            x - Canvas::text_width(&label, 2) / 2,
-            BOTTOM + 12,
-            &label,
-            2,
-            GREY,
-        );
-    }
-    // Axes.
-    c.line((LEFT, TOP), (LEFT, BOTTOM), 2, BLACK);
-    c.line((LEFT, BOTTOM), (RIGHT, BOTTOM), 2, BLACK);
-    c.text(LEFT - 90, TOP - 24, "MB/s", 2, BLACK);
-    let x_label = "clients (each writes a 64 KiB chunk and reads it back)";
-    c.text(
-        (LEFT + RIGHT - Canvas::text_width(x_label, 2)) / 2,
-        BOTTOM + 42,
-        x_label,
-        2,
-        BLACK,
-    );
-
-    // The series.
     for s in series {
-        for pair in s.points.windows(2) {
-            let a = (x_of(pair[0].0), y_of(pair[0].1));
-            let b = (x_of(pair[1].0), y_of(pair[1].1));
-            c.line(a, b, 3, s.colour);
-        }
-        for &(n, v) in &s.points {
-            marker(&mut c, s.marker, x_of(n), y_of(v), s.colour);
-        }
+        let colour = s.colour;
+        let points: Vec<(f64, f64)> = s
+            .points
+            .iter()
+            .map(|&(n, v)| ((n as f64).log2(), v))
+            .collect();
+        let line = colour.stroke_width(3);
+        let marker = s.marker;
+        let fill = colour.filled();
+        let legend = chart
+            .draw_series(LineSeries::new(points.clone(), line))?
+            .label(s.name);
+        // The legend's sample: a stretch of the line with the marker on it.
+        let sample = move |(x, y)| {
+            EmptyElement::at((x + 20, y)) + PathElement::new(vec![(-20, 0), (20, 0)], line)
+        };
+        match marker {
+            Marker::Square => legend.legend(move |c| sample(c) + Rectangle::new(SQUARE, fill)),
+            Marker::Disc => legend.legend(move |c| sample(c) + Circle::new((0, 0), 7, fill)),
+            Marker::Diamond => legend.legend(move |c| sample(c) + Polygon::new(DIAMOND, fill)),
+        };
+        let at = points.into_iter().map(EmptyElement::at);
+        match marker {
+            Marker::Square => chart.draw_series(at.map(|p| p + Rectangle::new(SQUARE, fill)))?,
+            Marker::Disc => chart.draw_series(at.map(|p| p + Circle::new((0, 0), 7, fill)))?,
+            Marker::Diamond => chart.draw_series(at.map(|p| p + Polygon::new(DIAMOND, fill)))?,
+        };
     }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .margin(15)
+        .legend_area_size(50)
+        .label_font(("sans-serif", 20))
+        .background_style(WHITE.mix(0.9))
+        .border_style(GREY)
+        .draw()?;
 
-    let footer = format!("{}; 127.0.0.1, one process; {machine}", today());
-    c.text(
-        (W - Canvas::text_width(&footer, 2)) / 2,
-        H - 56,
-        &footer,
-        2,
-        GREY,
-    );
-    let command = "TCPOOL_BENCH_PLOT=docs/throughput-vs-clients.png cargo bench --bench std_peers";
-    c.text(
-        (W - Canvas::text_width(command, 2)) / 2,
-        H - 30,
-        command,
-        2,
-        GREY,
-    );
-    c.to_png()
+    let centred = |size: u32| {
+        ("sans-serif", size)
+            .into_font()
+            .color(&GREY)
+            .pos(Pos::new(HPos::Center, VPos::Top))
+    };
+    let middle = W as i32 / 2;
+    let line = format!("{}; 127.0.0.1, one process; {machine}", today());
+    footer.draw(&Text::new(line, (middle, 10), centred(18)))?;
+    let command = "TCPOOL_BENCH_PLOT=docs/throughput-vs-clients.svg cargo bench --bench std_peers";
+    footer.draw(&Text::new(command, (middle, 38), centred(18)))?;
+    root.present()?;
+    Ok(())
 }
 
-/// Draws a point's marker.
-fn marker(c: &mut Canvas, marker: Marker, x: i64, y: i64, colour: Rgb) {
-    match marker {
-        Marker::Square => c.fill_rect(x - 6, y - 6, x + 6, y + 6, colour),
-        Marker::Disc => c.disc(x, y, 7, colour),
-        Marker::Diamond => c.diamond(x, y, 8, colour),
-    }
-}
+/// The square marker's corners, around the point.
+const SQUARE: [(i32, i32); 2] = [(-6, -6), (6, 6)];
+/// The diamond marker's corners, around the point.
+const DIAMOND: [(i32, i32); 4] = [(0, -8), (8, 0), (0, 8), (-8, 0)];

@@ -27,7 +27,8 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use super::affinity;
 use tcpool::host::{Config as StackConfig, StdClock, StdStack};
-use tcpool::{Config, Conn, Handler, Server};
+use tcpool::{Config, Server};
+use tcpool_conformance::Echo;
 
 /// Bytes of buffer per connection, the same for every peer: tcpool's slots
 /// have a receive and a transmit buffer of this size, the others read into
@@ -151,20 +152,6 @@ fn loopback_listener() -> io::Result<TcpListener> {
 }
 
 // ---------------------------------------------------------------- tcpool
-
-/// The tcpool echo handler: input goes to the transmit buffer as far as it
-/// fits; the rest stays in the receive buffer until output drains.
-struct Echo;
-
-impl Handler for Echo {
-    type State = ();
-
-    fn on_open(&mut self, _conn: &mut Conn<'_>) {}
-
-    fn on_data(&mut self, conn: &mut Conn<'_>, _: &mut (), data: &[u8]) -> usize {
-        conn.write(data)
-    }
-}
 
 /// The tcpool server type under test.
 type TcpoolEcho = Server<StdStack, Echo, SLOTS, CONN_BUF, CONN_BUF>;

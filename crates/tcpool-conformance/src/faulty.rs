@@ -1,6 +1,7 @@
 //! [`FaultyStack`]: a wrapper around any [`TcpFullStack`] that injects the
 //! faults a real stack produces (would-block, short reads and writes,
-//! transient accept errors, connection errors) from a seeded RNG, plus
+//! transient accept errors, connection errors) from a seeded RNG
+//! (`fastrand`), plus
 //! scripted faults (the next `n` accepts fail, a socket budget).
 
 use core::fmt;
@@ -8,51 +9,9 @@ use std::net::SocketAddr;
 
 use embedded_nal::{TcpClientStack, TcpError, TcpErrorKind, TcpFullStack};
 
-/// A small xorshift64* generator: deterministic for a seed, no dependencies.
-///
-/// ```
-/// use tcpool_conformance::XorShift;
-///
-/// let mut a = XorShift::new(42);
-/// let mut b = XorShift::new(42);
-/// assert_eq!(a.next_u64(), b.next_u64());
-/// assert!(a.below(10) < 10);
-/// ```
-#[derive(Debug, Clone)]
-pub struct XorShift(u64);
-
-impl XorShift {
-    /// A generator for `seed` (any value, zero included).
-    pub fn new(seed: u64) -> Self {
-        // SplitMix64 of the seed, so that nearby seeds diverge at once and
-        // the state is never zero.
-        let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        XorShift(if z == 0 { 0x2545_F491_4F6C_DD1D } else { z })
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// A number in `0..n` (`n > 0`).
-    pub fn below(&mut self, n: u64) -> u64 {
-        debug_assert!(n > 0);
-        self.next_u64() % n
-    }
-
-    /// True with probability `per_mille / 1000`.
-    pub fn chance(&mut self, per_mille: u16) -> bool {
-        per_mille > 0 && self.below(1000) < u64::from(per_mille)
-    }
+/// True with probability `per_mille / 1000`.
+fn chance(rng: &mut fastrand::Rng, per_mille: u16) -> bool {
+    per_mille > 0 && rng.u16(..1000) < per_mille
 }
 
 /// Fault probabilities, each in per mille of the calls of that kind.
@@ -177,7 +136,7 @@ impl<E: TcpError> TcpError for FaultError<E> {
 #[derive(Debug)]
 pub struct FaultyStack<S> {
     inner: S,
-    rng: XorShift,
+    rng: fastrand::Rng,
     faults: Faults,
     fail_accepts: usize,
     socket_limit: Option<usize>,
@@ -190,7 +149,7 @@ impl<S> FaultyStack<S> {
     pub fn new(inner: S, seed: u64, faults: Faults) -> Self {
         FaultyStack {
             inner,
-            rng: XorShift::new(seed),
+            rng: fastrand::Rng::with_seed(seed),
             faults,
             fail_accepts: 0,
             socket_limit: None,
@@ -278,17 +237,17 @@ impl<S: TcpClientStack> TcpClientStack for FaultyStack<S> {
                 .send(socket, buffer)
                 .map_err(|e| e.map(FaultError::Stack));
         }
-        if self.rng.chance(self.faults.send_error) {
+        if chance(&mut self.rng, self.faults.send_error) {
             self.counts.send_errors += 1;
             return Err(nb::Error::Other(FaultError::Injected(Op::Send)));
         }
-        if self.rng.chance(self.faults.send_would_block) {
+        if chance(&mut self.rng, self.faults.send_would_block) {
             self.counts.would_block += 1;
             return Err(nb::Error::WouldBlock);
         }
         let mut len = buffer.len();
-        if len > 1 && self.rng.chance(self.faults.short_write) {
-            len = 1 + self.rng.below(len as u64 - 1) as usize;
+        if len > 1 && chance(&mut self.rng, self.faults.short_write) {
+            len = self.rng.usize(1..len);
             self.counts.short_writes += 1;
         }
         self.inner
@@ -307,17 +266,17 @@ impl<S: TcpClientStack> TcpClientStack for FaultyStack<S> {
                 .receive(socket, buffer)
                 .map_err(|e| e.map(FaultError::Stack));
         }
-        if self.rng.chance(self.faults.receive_error) {
+        if chance(&mut self.rng, self.faults.receive_error) {
             self.counts.receive_errors += 1;
             return Err(nb::Error::Other(FaultError::Injected(Op::Receive)));
         }
-        if self.rng.chance(self.faults.receive_would_block) {
+        if chance(&mut self.rng, self.faults.receive_would_block) {
             self.counts.would_block += 1;
             return Err(nb::Error::WouldBlock);
         }
         let mut len = buffer.len();
-        if len > 1 && self.rng.chance(self.faults.short_read) {
-            len = 1 + self.rng.below(len as u64 - 1) as usize;
+        if len > 1 && chance(&mut self.rng, self.faults.short_read) {
+            len = self.rng.usize(1..len);
             self.counts.short_reads += 1;
         }
         self.inner
@@ -364,11 +323,11 @@ impl<S: TcpFullStack> TcpFullStack for FaultyStack<S> {
             self.counts.accept_errors += 1;
             return Err(nb::Error::Other(FaultError::OutOfSockets));
         }
-        if self.rng.chance(self.faults.accept_error) {
+        if chance(&mut self.rng, self.faults.accept_error) {
             self.counts.accept_errors += 1;
             return Err(nb::Error::Other(FaultError::Injected(Op::Accept)));
         }
-        if self.rng.chance(self.faults.accept_would_block) {
+        if chance(&mut self.rng, self.faults.accept_would_block) {
             self.counts.would_block += 1;
             return Err(nb::Error::WouldBlock);
         }

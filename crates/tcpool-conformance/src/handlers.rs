@@ -406,3 +406,39 @@ impl Handler for Recorder {
         self.order.push(*closed);
     }
 }
+
+/// The plain echo application, for tests and benchmarks that need a
+/// handler and nothing else: everything received is written back; what
+/// does not fit the transmit buffer stays in the receive buffer until
+/// output drains (backpressure, not loss). Records nothing (see
+/// [`Recorder`] in [`Mode::Echo`] for that).
+///
+/// ```
+/// use tcpool_conformance::Echo;
+/// use tcpool_core::mock::MockStack;
+/// use tcpool_core::{Config, Instant, Server};
+///
+/// let mut stack = MockStack::new();
+/// let mut server: Server<MockStack, Echo, 2, 64, 64> = Server::new(Echo, Config::new());
+/// server.listen(&mut stack, 7).unwrap();
+/// let client = stack.connect_client(7).unwrap();
+/// client.send(b"hello");
+/// server.poll(&mut stack, Instant::from_millis(0));
+/// assert_eq!(client.recv_all(), b"hello");
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Echo;
+
+impl Handler for Echo {
+    type State = ();
+
+    // Inlined across crates so that benchmarks measure the pool, not a
+    // call into this crate.
+    #[inline]
+    fn on_open(&mut self, _conn: &mut Conn<'_>) {}
+
+    #[inline]
+    fn on_data(&mut self, conn: &mut Conn<'_>, _state: &mut (), data: &[u8]) -> usize {
+        conn.write(data)
+    }
+}

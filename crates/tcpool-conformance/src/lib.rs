@@ -25,7 +25,8 @@
 //!   standard error (never a silent pass).
 //! * [`scenarios`]: the scenario functions.
 //! * [`Recorder`]: the handlers the scenarios run (echo, sink, hold, lines,
-//!   length-prefixed frames), recording every connection.
+//!   length-prefixed frames), recording every connection; [`Echo`], the
+//!   plain echo handler for tests and benchmarks that need nothing more.
 //! * [`FaultyStack`]: a wrapper injecting would-block, short reads and
 //!   writes, accept errors and connection errors into any stack, from a
 //!   seeded RNG.
@@ -48,8 +49,8 @@ pub mod properties;
 pub mod scenarios;
 
 pub use drive::{Bound, Peer, loud, note, serve, skipped, wait_for};
-pub use faulty::{FaultCounts, FaultError, Faults, FaultyStack, Op, XorShift};
-pub use handlers::{ConnRecord, ConnState, Mode, Recorder};
+pub use faulty::{FaultCounts, FaultError, Faults, FaultyStack, Op};
+pub use handlers::{ConnRecord, ConnState, Echo, Mode, Recorder};
 pub use harness::{
     ClientError, Drive, Harness, NoServer, Patience, Recv, SocketOf, TransferSize, Unsupported,
 };

@@ -5,8 +5,6 @@
 use std::sync::OnceLock;
 use std::vec::Vec;
 
-use crate::faulty::XorShift;
-
 /// The pattern's period: a prime, so that no power-of-two chunking lines up
 /// with it (a lost, repeated or reordered chunk shows up as a mismatch).
 const PERIOD: usize = 65_521;
@@ -14,8 +12,9 @@ const PERIOD: usize = 65_521;
 fn table() -> &'static [u8] {
     static TABLE: OnceLock<Vec<u8>> = OnceLock::new();
     TABLE.get_or_init(|| {
-        let mut rng = XorShift::new(0x007c_9001_5eed);
-        (0..PERIOD).map(|_| rng.next_u64() as u8).collect()
+        let mut table = std::vec![0; PERIOD];
+        fastrand::Rng::with_seed(0x007c_9001_5eed).fill(&mut table);
+        table
     })
 }
 

@@ -197,6 +197,8 @@ pub struct Conn<'a> {
     pub(crate) wants_writable: &'a mut bool,
     pub(crate) deadline: &'a mut Option<Instant>,
     pub(crate) stats: &'a Stats,
+    /// The receive buffer is full.
+    pub(crate) input_full: bool,
 }
 
 impl Conn<'_> {
@@ -444,4 +446,11 @@ pub trait Handler {
     fn on_closed(&mut self, closed: &Closed, state: Self::State) {
         let _ = (closed, state);
     }
+
+    /// True for a handler that consumes input later, outside
+    /// [`on_data`](Handler::on_data) (the async handler adapter): input
+    /// left unconsumed in `on_data` is then not a stalled frame, and end of
+    /// stream is reported once all input has been consumed.
+    #[doc(hidden)]
+    const DEFERS_INPUT: bool = false;
 }

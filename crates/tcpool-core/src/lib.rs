@@ -19,6 +19,8 @@ extern crate std;
 
 mod fmt;
 
+pub mod async_handler;
+pub mod asynch;
 pub mod backend;
 mod buffer;
 pub mod config;
@@ -34,6 +36,7 @@ pub mod slot;
 pub mod stats;
 pub mod time;
 
+pub use asynch::{AsyncBackend, Clock};
 pub use backend::{Backend, Wait};
 pub use config::{Config, WhenFull};
 pub use error::{FrameError, ListenError, WriteError};

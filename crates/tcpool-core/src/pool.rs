@@ -309,6 +309,39 @@ impl<H: Handler, const N: usize, const RX: usize, const TX: usize> Pool<H, N, RX
         slot.with_conn(now, stats, |conn, state| state.map(|s| f(conn, s)))
     }
 
+    /// The slot a live connection is in.
+    pub fn slot_of(&self, id: ConnId) -> Option<usize> {
+        self.slots.iter().position(|s| s.is_live() && s.id() == id)
+    }
+
+    /// The id of the live connection in slot `i`, if any.
+    pub fn live_id(&self, i: usize) -> Option<ConnId> {
+        let slot = self.slots.get(i)?;
+        slot.is_live().then(|| slot.id())
+    }
+
+    /// Runs `f` with the handle of the live connection `id` in slot `i` and
+    /// its unconsumed input, outside the callbacks (how async handlers read
+    /// and write); `f` returns how many input bytes it consumed. `None` if
+    /// that connection is not live in that slot.
+    pub fn with_io<R>(
+        &mut self,
+        i: usize,
+        id: ConnId,
+        now: Instant,
+        f: impl FnOnce(&mut Conn<'_>, &[u8]) -> (R, usize),
+    ) -> Option<R> {
+        let Pool { slots, stats, .. } = self;
+        let slot = slots.get_mut(i).filter(|s| s.is_live() && s.id() == id)?;
+        Some(slot.with_io(now, stats, f))
+    }
+
+    /// The unconsumed input of the live connection `id` in slot `i`.
+    pub fn input(&self, i: usize, id: ConnId) -> Option<&[u8]> {
+        let slot = self.slots.get(i).filter(|s| s.is_live() && s.id() == id)?;
+        Some(slot.input())
+    }
+
     // --------------------------------------------------------------- polls
 
     /// Starts a poll at `now` (which must not go backwards).

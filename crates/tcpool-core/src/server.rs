@@ -166,6 +166,12 @@ where
         &self.pool
     }
 
+    /// The pure pool, mutably (for drivers built on this one, such as the
+    /// async handler driver).
+    pub(crate) fn pool_mut(&mut self) -> &mut Pool<H, N, RX, TX> {
+        &mut self.pool
+    }
+
     /// The handler.
     pub fn handler(&self) -> &H {
         self.pool.handler()

@@ -481,11 +481,12 @@ impl<St, const RX: usize, const TX: usize> Slot<St, RX, TX> {
         }
     }
 
-    /// The handler consumed `used` of the `offered` bytes.
-    fn consumed(&mut self, used: usize) {
+    /// The handler consumed `used` of the `offered` bytes (`defers`: it
+    /// consumes later, outside the callback, so nothing left is a stall).
+    fn consumed(&mut self, used: usize, defers: bool) {
         let used = used.min(self.rx.len());
         self.rx.consume(used);
-        self.stalled = used == 0;
+        self.stalled = used == 0 && !defers;
         self.rx_dirty = used > 0 && !self.rx.is_empty();
     }
 
@@ -570,6 +571,7 @@ impl<St, const RX: usize, const TX: usize> Slot<St, RX, TX> {
                 wants_writable: &mut self.short_write,
                 deadline: &mut self.deadline,
                 stats,
+                input_full: self.rx.is_full(),
             },
             self.user.as_mut(),
             self.rx.data(),
@@ -587,6 +589,29 @@ impl<St, const RX: usize, const TX: usize> Slot<St, RX, TX> {
         let r = f(&mut conn, state);
         self.after_callback();
         r
+    }
+
+    /// Runs `f` with the connection's handle and its unconsumed input, for
+    /// a handler that reads outside the callbacks; `f` returns how many
+    /// input bytes it consumed.
+    pub(crate) fn with_io<R>(
+        &mut self,
+        now: Instant,
+        stats: &Stats,
+        f: impl FnOnce(&mut Conn<'_>, &[u8]) -> (R, usize),
+    ) -> R {
+        let (mut conn, _, input) = self.parts(now, stats);
+        let (r, used) = f(&mut conn, input);
+        let used = used.min(self.rx.len());
+        self.rx.consume(used);
+        self.stalled = false;
+        self.after_callback();
+        r
+    }
+
+    /// The unconsumed input.
+    pub(crate) fn input(&self) -> &[u8] {
+        self.rx.data()
     }
 
     /// Stores the state `on_open` returned.
@@ -613,7 +638,7 @@ impl<St, const RX: usize, const TX: usize> Slot<St, RX, TX> {
             let (mut conn, state, input) = self.parts(now, stats);
             let Some(state) = state else { break };
             let used = handler.on_data(&mut conn, state, input);
-            self.consumed(used);
+            self.consumed(used, H::DEFERS_INPUT);
             self.after_callback();
         }
         if self.should_report_eof() {

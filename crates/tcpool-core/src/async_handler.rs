@@ -1,0 +1,628 @@
+//! Async handlers: sequential per-connection code over the same pool.
+//!
+//! A callback [`Handler`] reacts to input; an [`AsyncHandler`] is written
+//! the way a MicroPython asyncio server is: one `async fn` per connection
+//! that reads, thinks and writes in order. Its [`AsyncConn`] implements
+//! `embedded_io_async::Read`, `BufRead` and `Write` over the slot's own
+//! buffers. The pool underneath is the same, so every guarantee holds the
+//! same way: `read` returns `Ok(0)` only after every byte received before
+//! the peer's end of stream; a frame that can never fit the receive buffer
+//! closes with `rx_overflow`; admission, `WhenFull`, the per-IP cap, the
+//! idle, request and write-stall timeouts, linger, the stats and the close
+//! reasons are the pool's.
+//!
+//! [`serve`] runs it: the nb [`Server`] (its handler is an [`Adapter`] over
+//! yours) and one task per slot, all in one future of fixed size — `N`
+//! handler futures, no allocator. `core::mem::size_of_val` of that future
+//! is the whole cost.
+//!
+//! ```
+//! use tcpool_core::async_handler::{AsyncConn, AsyncHandler};
+//! use tcpool_core::CloseReason;
+//! use embedded_io_async::{Read, Write};
+//!
+//! /// Echo, one connection at a time per task, in plain sequential code.
+//! struct Echo;
+//!
+//! impl AsyncHandler for Echo {
+//!     async fn serve(&self, conn: &mut AsyncConn<'_>) -> Result<(), CloseReason> {
+//!         let mut buf = [0u8; 256];
+//!         loop {
+//!             let n = conn.read(&mut buf).await?;
+//!             if n == 0 {
+//!                 return Ok(()); // the peer finished: close after the output
+//!             }
+//!             conn.write_all(&buf[..n]).await?;
+//!         }
+//!     }
+//! }
+//! ```
+//!
+//! One rule: the slice from `BufRead::fill_buf` (and [`AsyncConn::fill_more`]) borrows the
+//! pool. Hold it across an `.await` of anything but this connection's own
+//! methods and the pool cannot run; the driver then closes that connection
+//! (reason `protocol`, logged) rather than stall every other one.
+
+use core::cell::{Cell, Ref, RefCell};
+use core::future::{Future, poll_fn};
+use core::net::SocketAddr;
+use core::pin::pin;
+use core::task::{Poll, Waker};
+
+use embassy_futures::join::{join, join_array};
+use embassy_futures::select::{Either, select};
+
+use crate::asynch::{AsyncBackend, Clock, drive};
+use crate::fmt::warning;
+use crate::handler::{CloseReason, Closed, Conn, ConnId, Handler};
+use crate::server::Server;
+use crate::time::Instant;
+
+/// Sequential per-connection code: the second kind of handler.
+///
+/// `serve` runs once per connection, in its slot's task, and returns when
+/// the connection should close: `Ok(())` closes it gracefully (pending
+/// output is sent first), `Err(reason)` closes it with that reason. If the
+/// connection ends first (the peer resets, a timeout fires), the future is
+/// dropped.
+#[allow(async_fn_in_trait)] // tasks run on one executor thread: no `Send` needed
+pub trait AsyncHandler {
+    /// Decides whether a new peer may connect, before it takes a slot (as
+    /// [`Handler::admit`]).
+    fn admit(&self, peer: SocketAddr) -> bool {
+        let _ = peer;
+        true
+    }
+
+    /// Serves one connection.
+    async fn serve(&self, conn: &mut AsyncConn<'_>) -> Result<(), CloseReason>;
+
+    /// The connection ended (as [`Handler::on_closed`]): once per
+    /// connection, whatever ended it.
+    fn on_closed(&self, closed: &Closed) {
+        let _ = closed;
+    }
+}
+
+/// An [`AsyncHandler`] seen as the pool's callback [`Handler`]: it leaves
+/// input in the slot for the connection's task to read, and records
+/// nothing itself. Make one with [`Adapter::new`]; see [`AsyncServer`].
+pub struct Adapter<'h, A> {
+    handler: &'h A,
+}
+
+impl<'h, A: AsyncHandler> Adapter<'h, A> {
+    /// The adapter over `handler`, which the connection tasks share.
+    pub const fn new(handler: &'h A) -> Self {
+        Adapter { handler }
+    }
+}
+
+impl<A: AsyncHandler> Handler for Adapter<'_, A> {
+    type State = ();
+    const DEFERS_INPUT: bool = true;
+
+    fn admit(&mut self, peer: SocketAddr) -> bool {
+        self.handler.admit(peer)
+    }
+
+    fn on_open(&mut self, _conn: &mut Conn<'_>) {}
+
+    fn on_data(&mut self, _conn: &mut Conn<'_>, _: &mut (), _data: &[u8]) -> usize {
+        0 // the connection's task reads it
+    }
+
+    fn on_peer_closed(&mut self, _conn: &mut Conn<'_>, _: &mut ()) {
+        // The task sees the end of stream as `read` returning 0.
+    }
+
+    fn on_closed(&mut self, closed: &Closed, _: ()) {
+        self.handler.on_closed(closed);
+    }
+}
+
+/// A server whose connections are served by an [`AsyncHandler`].
+pub type AsyncServer<'h, S, A, const N: usize, const RX: usize, const TX: usize> =
+    Server<S, Adapter<'h, A>, N, RX, TX>;
+
+/// Why an [`AsyncConn`] operation failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum ConnError {
+    /// The connection has ended (reset by the peer, timed out, closing).
+    #[error("the connection has ended")]
+    Closed,
+    /// More input was asked for with the receive buffer full: the frame can
+    /// never fit. The connection closes with `rx_overflow`.
+    #[error("the receive buffer is full")]
+    RxOverflow,
+}
+
+impl embedded_io_async::Error for ConnError {
+    fn kind(&self) -> embedded_io_async::ErrorKind {
+        match self {
+            ConnError::Closed => embedded_io_async::ErrorKind::NotConnected,
+            ConnError::RxOverflow => embedded_io_async::ErrorKind::OutOfMemory,
+        }
+    }
+}
+
+impl From<ConnError> for CloseReason {
+    /// `?` in [`AsyncHandler::serve`]: a closed connection ends it as the
+    /// pool already decided; an overflow as `rx_overflow`.
+    fn from(e: ConnError) -> CloseReason {
+        match e {
+            ConnError::Closed => CloseReason::Local,
+            ConnError::RxOverflow => CloseReason::RxOverflow,
+        }
+    }
+}
+
+/// What one slot's task and the driver share.
+#[derive(Default)]
+struct Lane {
+    /// The connection the driver handed this slot's task.
+    conn: Cell<Option<ConnId>>,
+    /// The connection the task serves or served last.
+    served: Cell<Option<ConnId>>,
+    /// The pool ended the connection, or the driver must: drop its future.
+    kill: Cell<bool>,
+    /// The task holds a `fill_buf` slice.
+    holding: Cell<bool>,
+    /// Input consumed while the pool was busy, applied at the next access.
+    pending_consume: Cell<usize>,
+}
+
+/// The pool as the connection tasks see it, without its stack and sizes.
+trait Lanes {
+    fn lane(&self, slot: usize) -> &Lane;
+    fn now(&self) -> Instant;
+    /// Runs `f` on the connection; `Ok(false)` if the pool is busy (another
+    /// task holds a `fill_buf` slice), so nothing ran.
+    fn with_io(
+        &self,
+        slot: usize,
+        id: ConnId,
+        f: &mut dyn FnMut(&mut Conn<'_>, &[u8]) -> usize,
+    ) -> Result<bool, ConnError>;
+    fn input(&self, slot: usize, id: ConnId) -> Option<Ref<'_, [u8]>>;
+    /// Another driver round is needed (output queued, input consumed).
+    fn kick(&self);
+}
+
+struct Shared<
+    's,
+    S: AsyncBackend,
+    A: AsyncHandler,
+    const N: usize,
+    const RX: usize,
+    const TX: usize,
+> {
+    server: RefCell<&'s mut AsyncServer<'s, S, A, N, RX, TX>>,
+    lanes: [Lane; N],
+    now: Cell<Instant>,
+    waker: RefCell<Option<Waker>>,
+}
+
+impl<S, A, const N: usize, const RX: usize, const TX: usize> Lanes for Shared<'_, S, A, N, RX, TX>
+where
+    S: AsyncBackend,
+    A: AsyncHandler,
+{
+    fn lane(&self, slot: usize) -> &Lane {
+        &self.lanes[slot]
+    }
+
+    fn now(&self) -> Instant {
+        self.now.get()
+    }
+
+    fn with_io(
+        &self,
+        slot: usize,
+        id: ConnId,
+        f: &mut dyn FnMut(&mut Conn<'_>, &[u8]) -> usize,
+    ) -> Result<bool, ConnError> {
+        let Ok(mut server) = self.server.try_borrow_mut() else {
+            // Another task holds a `fill_buf` slice across an await; the
+            // driver ends that one.
+            return Ok(false);
+        };
+        let now = self.now.get();
+        let lane = &self.lanes[slot];
+        server
+            .pool_mut()
+            .with_io(slot, id, now, |conn, input| {
+                let skip = lane.pending_consume.take().min(input.len());
+                ((), skip + f(conn, &input[skip..]))
+            })
+            .map(|()| true)
+            .ok_or(ConnError::Closed)
+    }
+
+    fn input(&self, slot: usize, id: ConnId) -> Option<Ref<'_, [u8]>> {
+        let server = self.server.try_borrow().ok()?;
+        Ref::filter_map(server, |s| s.pool().input(slot, id)).ok()
+    }
+
+    fn kick(&self) {
+        if let Some(w) = self.waker.borrow().as_ref() {
+            w.wake_by_ref();
+        }
+    }
+}
+
+/// One connection as its [`AsyncHandler`] sees it: `embedded_io_async`
+/// `Read`, `BufRead` and `Write` over the slot's buffers.
+pub struct AsyncConn<'a> {
+    lanes: &'a dyn Lanes,
+    slot: usize,
+    id: ConnId,
+    peer: SocketAddr,
+    held: Option<Ref<'a, [u8]>>,
+}
+
+impl<'a> AsyncConn<'a> {
+    /// This connection's id.
+    pub fn id(&self) -> ConnId {
+        self.id
+    }
+
+    /// The peer's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// The time of the driver's last round.
+    pub fn now(&self) -> Instant {
+        self.lanes.now()
+    }
+
+    fn release(&mut self) {
+        if self.held.take().is_some() {
+            self.lanes.lane(self.slot).holding.set(false);
+        }
+    }
+
+    /// Runs `f` on the connection now; `f` returns how much input it used.
+    /// `Ok(None)`: the pool is busy, try again when woken.
+    fn io<R>(
+        &mut self,
+        mut f: impl FnMut(&mut Conn<'_>, &[u8]) -> (R, usize),
+    ) -> Result<Option<R>, ConnError> {
+        self.release();
+        let mut out = None;
+        self.lanes.with_io(self.slot, self.id, &mut |conn, input| {
+            let (r, used) = f(conn, input);
+            out = Some(r);
+            used
+        })?;
+        Ok(out)
+    }
+
+    /// Polls `f` on the connection until it answers `Some`.
+    async fn until<R>(
+        &mut self,
+        mut f: impl FnMut(&mut Conn<'_>, &[u8]) -> (Option<R>, usize),
+    ) -> Result<R, ConnError> {
+        poll_fn(|_| match self.io(&mut f) {
+            Err(e) => Poll::Ready(Err(e)),
+            Ok(Some(Some(r))) => Poll::Ready(Ok(r)),
+            Ok(_) => Poll::Pending,
+        })
+        .await
+    }
+
+    /// Gives the connection a deadline ([`Conn::set_deadline`]): if it is
+    /// still open at `at`, it closes with `request_timeout`.
+    pub async fn set_deadline(&mut self, at: Instant) -> Result<(), ConnError> {
+        self.until(|conn, _| {
+            conn.set_deadline(at);
+            (Some(()), 0)
+        })
+        .await
+    }
+
+    /// Removes the deadline.
+    pub async fn clear_deadline(&mut self) -> Result<(), ConnError> {
+        self.until(|conn, _| {
+            conn.clear_deadline();
+            (Some(()), 0)
+        })
+        .await
+    }
+
+    /// Waits until more input than the `have` bytes buffered now has
+    /// arrived (or the peer finished), then returns all of it without
+    /// consuming any: for frames that need more than arrived so far.
+    /// Fails with [`ConnError::RxOverflow`] when the receive buffer is
+    /// already full.
+    pub async fn fill_more(&mut self, have: usize) -> Result<&[u8], ConnError> {
+        self.until(|conn, input| {
+            let state = if input.len() > have || conn.peer_closed() {
+                Some(Ok(()))
+            } else if conn.is_closing() {
+                Some(Err(ConnError::Closed))
+            } else if conn.input_full {
+                // More input can never arrive: the frame does not fit.
+                conn.close_with(CloseReason::RxOverflow);
+                Some(Err(ConnError::RxOverflow))
+            } else {
+                None
+            };
+            (state, 0)
+        })
+        .await??;
+        self.hold()
+    }
+
+    /// Borrows the unconsumed input (possibly empty).
+    fn hold(&mut self) -> Result<&[u8], ConnError> {
+        self.release();
+        let held = self
+            .lanes
+            .input(self.slot, self.id)
+            .ok_or(ConnError::Closed)?;
+        self.lanes.lane(self.slot).holding.set(true);
+        Ok(&**self.held.insert(held))
+    }
+
+    /// Waits until the output queued so far has been taken by the stack.
+    async fn drained(&mut self) -> Result<(), ConnError> {
+        self.until(|conn, _| ((conn.tx_pending() == 0).then_some(()), 0))
+            .await
+    }
+}
+
+impl embedded_io_async::ErrorType for AsyncConn<'_> {
+    type Error = ConnError;
+}
+
+impl embedded_io_async::Read for AsyncConn<'_> {
+    /// Waits for input and copies what fits into `buf`; `Ok(0)` only once
+    /// the peer has finished and every byte it sent has been read.
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, ConnError> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let n = self
+            .until(|conn, input| {
+                if input.is_empty() {
+                    return (conn.peer_closed().then_some(0), 0);
+                }
+                let n = input.len().min(buf.len());
+                buf[..n].copy_from_slice(&input[..n]);
+                (Some(n), n)
+            })
+            .await?;
+        if n > 0 {
+            self.lanes.kick();
+        }
+        Ok(n)
+    }
+}
+
+impl embedded_io_async::BufRead for AsyncConn<'_> {
+    /// Waits for input, then returns all of it unconsumed (empty once the
+    /// peer has finished and everything was consumed). The slice borrows
+    /// the pool: consume it, or call another method, before awaiting
+    /// anything else (see the module docs).
+    async fn fill_buf(&mut self) -> Result<&[u8], ConnError> {
+        self.fill_more(0).await
+    }
+
+    fn consume(&mut self, amt: usize) {
+        if amt == 0 {
+            return;
+        }
+        match self.io(|_, input| ((), amt.min(input.len()))) {
+            Ok(Some(())) => self.lanes.kick(),
+            Ok(None) => {
+                // The pool is busy: consume at the next access.
+                let lane = self.lanes.lane(self.slot);
+                lane.pending_consume.set(lane.pending_consume.get() + amt);
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+impl embedded_io_async::Write for AsyncConn<'_> {
+    /// Waits for room in the transmit buffer and queues what fits.
+    async fn write(&mut self, buf: &[u8]) -> Result<usize, ConnError> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let n = self
+            .until(|conn, _| match conn.try_write(buf) {
+                Ok(n) => (Some(Ok(n)), 0),
+                Err(crate::WriteError::Full) => (None, 0),
+                Err(_) => (Some(Err(ConnError::Closed)), 0),
+            })
+            .await??;
+        self.lanes.kick();
+        Ok(n)
+    }
+
+    /// Waits until everything queued has been taken by the stack.
+    async fn flush(&mut self) -> Result<(), ConnError> {
+        self.drained().await
+    }
+}
+
+/// One slot's task: waits for a connection in its slot, serves it until
+/// the handler returns or the pool ends it, closes it, and waits again.
+async fn lane_task<A: AsyncHandler>(slot: usize, handler: &A, lanes: &dyn Lanes) {
+    loop {
+        let lane = lanes.lane(slot);
+        let id = poll_fn(|_| match lane.conn.get() {
+            Some(id) if lane.served.get() != Some(id) => Poll::Ready(id),
+            _ => Poll::Pending,
+        })
+        .await;
+        lane.served.set(Some(id));
+        lane.kill.set(false);
+        let mut peer = None;
+        let _ = lanes.with_io(slot, id, &mut |conn, _| {
+            peer = Some(conn.peer());
+            0
+        });
+        let Some(peer) = peer else { continue };
+        let mut conn = AsyncConn {
+            lanes,
+            slot,
+            id,
+            peer,
+            held: None,
+        };
+        let killed = poll_fn(|_| {
+            if lane.kill.get() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        });
+        let result = match select(handler.serve(&mut conn), killed).await {
+            Either::First(result) => Some(result),
+            Either::Second(()) => None,
+        };
+        drop(conn);
+        lane.holding.set(false);
+        // The handler's verdict; or, if its future was dropped while the
+        // connection is still live, the driver ended it for holding the
+        // pool across an await: a protocol error.
+        let result = result.unwrap_or(Err(CloseReason::Protocol));
+        let _ = lanes.with_io(slot, id, &mut |conn, _| {
+            match result {
+                Ok(()) => conn.close(),
+                Err(reason) => conn.close_with(reason),
+            }
+            0
+        });
+        lanes.kick();
+    }
+}
+
+/// Runs `server` on `stack` with `handler` serving each connection in its
+/// own task, until `stop` completes; returns `stop`'s output. Like
+/// [`asynch::run`](crate::asynch::run), it sleeps until a socket or the
+/// next deadline wakes it; the connection tasks run in the same future.
+///
+/// ```
+/// use core::pin::pin;
+/// use core::task::{Context, Poll, Waker};
+/// use embedded_io_async::{Read, Write};
+/// use tcpool_core::async_handler::{self, Adapter, AsyncConn, AsyncHandler, AsyncServer};
+/// use tcpool_core::asynch::Clock;
+/// use tcpool_core::mock::MockStack;
+/// use tcpool_core::{CloseReason, Config, Instant, Server};
+///
+/// struct Greeter;
+/// impl AsyncHandler for Greeter {
+///     async fn serve(&self, conn: &mut AsyncConn<'_>) -> Result<(), CloseReason> {
+///         let mut name = [0u8; 32];
+///         let n = conn.read(&mut name).await?;
+///         conn.write_all(b"hello ").await?;
+///         conn.write_all(&name[..n]).await?;
+///         Ok(())
+///     }
+/// }
+/// struct Frozen;
+/// impl Clock for Frozen {
+///     fn now(&self) -> Instant { Instant::ZERO }
+///     fn wake_at(&mut self, _: Instant, _: &Waker) {}
+/// }
+///
+/// let handler = Greeter;
+/// let mut stack = MockStack::new();
+/// let mut server: AsyncServer<'_, MockStack, Greeter, 2, 64, 64> =
+///     Server::new(Adapter::new(&handler), Config::new());
+/// server.listen(&mut stack, 7).unwrap();
+/// let client = stack.connect_client(7).unwrap();
+/// client.send(b"ann");
+///
+/// let mut polls = 0;
+/// let stop = core::future::poll_fn(|_| {
+///     polls += 1;
+///     if polls < 4 { Poll::Pending } else { Poll::Ready(()) }
+/// });
+/// let mut clock = Frozen;
+/// {
+///     let mut fut = pin!(async_handler::serve(&mut server, &mut stack, &handler, &mut clock, stop));
+///     let mut cx = Context::from_waker(Waker::noop());
+///     while fut.as_mut().poll(&mut cx).is_pending() {}
+/// }
+/// assert_eq!(client.recv_all(), b"hello ann");
+/// ```
+pub async fn serve<'s, S, A, C, F, const N: usize, const RX: usize, const TX: usize>(
+    server: &'s mut AsyncServer<'s, S, A, N, RX, TX>,
+    stack: &mut S,
+    handler: &'s A,
+    clock: &mut C,
+    stop: F,
+) -> F::Output
+where
+    S: AsyncBackend,
+    A: AsyncHandler,
+    C: Clock,
+    F: Future,
+{
+    let shared: Shared<'s, S, A, N, RX, TX> = Shared {
+        server: RefCell::new(server),
+        lanes: core::array::from_fn(|_| Lane::default()),
+        now: Cell::new(clock.now()),
+        waker: RefCell::new(None),
+    };
+    let shared = &shared;
+    let lanes: &dyn Lanes = shared;
+    let tasks = join_array(core::array::from_fn::<_, N, _>(|slot| {
+        lane_task(slot, handler, lanes)
+    }));
+    let driver = poll_fn(|cx| {
+        shared.waker.replace(Some(cx.waker().clone()));
+        let Ok(mut server) = shared.server.try_borrow_mut() else {
+            // A task suspended while holding a `fill_buf` slice: end that
+            // connection (its future is dropped, which frees the pool).
+            for (slot, lane) in shared.lanes.iter().enumerate() {
+                if lane.holding.get() && !lane.kill.get() {
+                    warning!(
+                        "slot {}: the handler held input across an await; closing",
+                        slot
+                    );
+                    lane.kill.set(true);
+                }
+            }
+            cx.waker().wake_by_ref();
+            return Poll::<()>::Pending;
+        };
+        shared.now.set(clock.now());
+        drive(&mut server, stack, clock, cx.waker());
+        shared.now.set(clock.now());
+        // Hand each task the connection in its slot; a task whose
+        // connection the pool has ended drops its handler future.
+        let pool = server.pool_mut();
+        for (slot, lane) in shared.lanes.iter().enumerate() {
+            let live = pool.live_id(slot);
+            if let Some(id) = lane.served.get()
+                && live != Some(id)
+            {
+                lane.kill.set(true);
+            }
+            if live.is_some() {
+                lane.conn.set(live);
+            }
+        }
+        Poll::<()>::Pending
+    });
+    let mut stop = pin!(stop);
+    let mut work = pin!(join(driver, tasks));
+    poll_fn(|cx| {
+        if let Poll::Ready(out) = stop.as_mut().poll(cx) {
+            return Poll::Ready(out);
+        }
+        let _ = work.as_mut().poll(cx);
+        Poll::Pending
+    })
+    .await
+}
