@@ -52,6 +52,9 @@ for target in "${TARGETS[@]}"; do
     run cargo build --locked -p tcpool-lwip --lib --target "$target"
     run cargo build --locked -p tcpool-lwip --lib --features log --target "$target"
     run cargo build --locked -p tcpool-lwip --lib --features defmt --target "$target"
+    run cargo build --locked -p tcpool-embassy --lib --target "$target"
+    run cargo build --locked -p tcpool-embassy --lib --features log --target "$target"
+    run cargo build --locked -p tcpool-embassy --lib --features defmt --target "$target"
     # The facade with both firmware backends, and the ESP-IDF example's server.
     run cargo build --locked -p tcpool --lib --no-default-features --features smoltcp,lwip --target "$target"
     run cargo build --locked -p tcpool --lib --no-default-features --features smoltcp,lwip,defmt --target "$target"
