@@ -69,7 +69,12 @@ stage doc
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked
 
 stage no-std
-cargo build -p no-std-check --release --target "$NO_STD_TARGET" --locked
-cargo build -p tcpool-core --features defmt --target "$NO_STD_TARGET" --locked
+# Every no_std crate built for thumbv7em and riscv32imac (see the script).
+ci/no-std.sh
+
+stage espidf
+# The lwIP backend, the facade and the ESP-IDF example's server compiled and
+# linted for riscv32imc-esp-espidf (nightly, -Zbuild-std=core; see the script).
+ci/espidf.sh
 
 printf '\n==== all stages passed ====\n'

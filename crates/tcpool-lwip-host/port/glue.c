@@ -12,6 +12,9 @@
 #include "lwip/sys.h"
 #include "lwip/tcpip.h"
 #include "lwip/errno.h"
+#include "lwip/api.h"
+#include "lwip/priv/sockets_priv.h"
+#include "lwip/priv/tcpip_priv.h"
 
 #include <stddef.h>
 #include <string.h>
@@ -123,6 +126,20 @@ static const struct tcpool_lwip_host_abi_entry tcpool_lwip_host_abi_table[] = {
   OFFSET(struct timeval, tv_usec),
   SIZE(struct linger),
   SIZE(struct pollfd),
+  /* lwIP internals that LwipStack::abort reaches through: a socket's
+     netconn, the netconn's TCP PCB, and a tcpip_api_call. */
+  OFFSET(struct lwip_sock, conn),
+  OFFSET(struct netconn, type),
+  OFFSET(struct netconn, state),
+  OFFSET(struct netconn, pcb),
+  SIZE(enum netconn_type),
+  SIZE(enum netconn_state),
+  ENTRY(NETCONN_TCP),
+  ENTRY(NETCONN_NONE),
+  ENTRY(NETCONNTYPE_GROUP(0xff)),
+  SIZE(struct tcpip_api_call_data),
+  SIZE(err_t),
+  ENTRY(ERR_OK),
   { NULL, 0 },
 };
 

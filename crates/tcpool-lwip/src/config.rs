@@ -106,7 +106,23 @@ impl Default for Keepalive {
 /// Configuration of an [`LwipStack`](crate::LwipStack).
 ///
 /// Built from [`Config::new`] (or [`Config::default`]: ESP-IDF's 10 sockets,
-/// one listener) and adjusted with the `with_*` methods, all `const`:
+/// one listener) and adjusted with the `with_*` methods, all `const`. The
+/// field names are those of every tcpool backend (`lingering_close`,
+/// `keepalive`, `nodelay`, `reuse_address`, `bind_ip`, `backlog`).
+///
+/// What bounds what, from the server's close to the socket's end:
+///
+/// 1. The server's own [`tcpool_core::Config::linger`]: how long it waits
+///    for its transmit buffer to drain into lwIP before it calls `close`.
+/// 2. [`lingering_close`](Config::lingering_close): after `close`, how long
+///    the stack keeps the socket open, reading and discarding the peer's
+///    input until the peer closes too. It does not bound the delivery of
+///    the output already queued in lwIP: lwIP sends it, then FIN, on its
+///    own, even after the socket is closed, within its retransmission
+///    limits.
+/// 3. [`keepalive`](Config::keepalive): how long a peer that vanished keeps
+///    an open connection (`idle + interval * count`); the server's idle
+///    timeout ([`tcpool_core::Config::idle_timeout`]) usually ends it first.
 ///
 /// ```
 /// use core::time::Duration;
@@ -130,25 +146,32 @@ pub struct Config {
     /// server accepts them (default 4). With `TCP_LISTEN_BACKLOG` (set on
     /// ESP-IDF) lwIP refuses SYNs beyond it; the clients retry.
     pub backlog: u8,
-    /// Local address that `bind` uses (default `0.0.0.0`; `::` for IPv6).
-    #[cfg_attr(feature = "defmt", defmt(Debug2Format))]
-    pub bind_address: IpAddr,
+    /// The local address listeners bind to (IPv4 or IPv6). Default:
+    /// `0.0.0.0`, every interface: on a device, serving the network is the
+    /// point.
+    pub bind_ip: IpAddr,
     /// `SO_REUSEADDR` on listeners, so a restarted server can bind at once
     /// while old connections are in TIME-WAIT (default on).
     pub reuse_address: bool,
-    /// `TCP_NODELAY` on connections (default on: a request/response server
-    /// otherwise meets Nagle's algorithm and delayed ACKs).
+    /// `TCP_NODELAY` on connections: `true` turns Nagle's algorithm off
+    /// (default: a request/response server otherwise meets Nagle's
+    /// algorithm and delayed ACKs).
     pub nodelay: bool,
-    /// Keepalive on connections (default [`Keepalive::DEFAULT`]).
+    /// TCP keepalive on connections: a dead peer is noticed after
+    /// `idle + interval * count` without an answer, and its socket fails
+    /// with a reset. `None` leaves keepalive off. Default:
+    /// [`Keepalive::DEFAULT`] (within 3 minutes).
     pub keepalive: Option<Keepalive>,
-    /// nginx-style lingering close (default 500 ms): after the last response
-    /// has been queued, `close` shuts down the write side and keeps reading
-    /// and discarding input for up to this long (or until the peer closes),
-    /// so input that arrives late does not make lwIP answer with a reset
-    /// that could destroy the response in the peer's receive buffer. Such a
-    /// socket still counts against the budget, but is closed at once when
-    /// the budget is needed for a new socket. `None` closes at once (after
-    /// shutting down the write side).
+    /// The lingering close (nginx's): after `close`, how long the stack
+    /// keeps the connection to drain the peer's input, so that input
+    /// arriving late does not make lwIP answer with a reset that could
+    /// destroy the last response in the peer's receive buffer. `close` shuts
+    /// down the write side (queued output, then FIN, go out as lwIP sends
+    /// them) and then reads and discards input for up to this long, or until
+    /// the peer closes. Such a socket still counts against the budget, but
+    /// is closed at once when the budget is needed for a new socket, and at
+    /// most [`LINGER_SLOTS`](crate::LINGER_SLOTS) linger at once. `None`
+    /// closes at once (after shutting down the write side). Default: 500 ms.
     pub lingering_close: Option<Duration>,
 }
 
@@ -159,7 +182,7 @@ impl Config {
         Config {
             socket_budget: budget.sockets(),
             backlog: 4,
-            bind_address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            bind_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             reuse_address: true,
             nodelay: true,
             keepalive: Some(Keepalive::DEFAULT),
@@ -180,8 +203,8 @@ impl Config {
     }
 
     /// Binding to `address`.
-    pub const fn with_bind_address(mut self, address: IpAddr) -> Config {
-        self.bind_address = address;
+    pub const fn with_bind_ip(mut self, ip: IpAddr) -> Config {
+        self.bind_ip = ip;
         self
     }
 
@@ -204,8 +227,8 @@ impl Config {
     }
 
     /// With this lingering-close time, or none.
-    pub const fn with_lingering_close(mut self, linger: Option<Duration>) -> Config {
-        self.lingering_close = linger;
+    pub const fn with_lingering_close(mut self, lingering_close: Option<Duration>) -> Config {
+        self.lingering_close = lingering_close;
         self
     }
 }

@@ -22,7 +22,10 @@ use core::ffi::{c_int, c_void};
 use core::time::Duration;
 
 use crate::error::Errno;
-use crate::sys::{self, FdSet, Linger, SockAddrBuf, SockLen, Timeval};
+use crate::sys::{
+    self, ApiCallData, ErrT, FdSet, Linger, LwipSockHead, NetconnHead, SockAddrBuf, SockLen,
+    Timeval,
+};
 
 unsafe extern "C" {
     fn lwip_socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int;
@@ -59,18 +62,31 @@ unsafe extern "C" {
     ) -> c_int;
     /// lwIP's millisecond clock (provided by every `sys_arch`).
     fn sys_now() -> u32;
+    /// The socket-table entry of descriptor `fd`, or null if `fd` is out of
+    /// range (lwip/priv/sockets_priv.h; exported by every lwIP 2.x).
+    fn lwip_socket_dbg_get_socket(fd: c_int) -> *mut LwipSockHead;
+    /// Runs `f(call)` on the tcpip thread (or under the core lock) and
+    /// returns its result once it has run (lwip/priv/tcpip_priv.h).
+    fn tcpip_api_call(
+        f: unsafe extern "C" fn(call: *mut ResetCall) -> ErrT,
+        call: *mut ResetCall,
+    ) -> ErrT;
+    /// Sends a RST and frees the PCB, calling its error callback with
+    /// `ERR_ABRT` (lwip/tcp.h). tcpip thread only.
+    fn tcp_abort(pcb: *mut c_void);
 }
 
 // errno: lwIP sets the C library's thread-local errno (`set_errno`), so it is
 // read through the C library's accessor for the calling thread.
-#[cfg(target_os = "espidf")]
+#[cfg(any(target_os = "espidf", target_os = "none"))]
 unsafe extern "C" {
-    /// newlib's per-task errno.
+    /// newlib's per-task (or, bare metal, per-reentrancy-structure) errno.
     fn __errno() -> *mut c_int;
 }
 
 #[cfg(not(any(
     target_os = "espidf",
+    target_os = "none",
     target_os = "linux",
     target_os = "android",
     target_os = "hurd",
@@ -79,10 +95,12 @@ unsafe extern "C" {
     target_vendor = "apple",
     target_os = "freebsd"
 )))]
-compile_error!("tcpool-lwip: no errno accessor for this target (ESP-IDF or a unix host)");
+compile_error!(
+    "tcpool-lwip: no errno accessor for this target (ESP-IDF, bare metal with newlib, or a unix host)"
+);
 
 fn errno() -> Errno {
-    #[cfg(target_os = "espidf")]
+    #[cfg(any(target_os = "espidf", target_os = "none"))]
     // SAFETY: newlib's `__errno` returns a valid pointer to the calling
     // task's errno.
     let value = unsafe { *__errno() };
@@ -256,6 +274,78 @@ pub(crate) fn set_linger(fd: &Fd, on: bool, seconds: c_int) -> Result<(), Errno>
         )
     })
     .map(drop)
+}
+
+/// The argument of [`reset_on_tcpip_thread`]: lwIP's
+/// `struct tcpip_api_call_data` first, as `tcpip_api_call` wants it.
+#[repr(C)]
+struct ResetCall {
+    api: ApiCallData,
+    fd: c_int,
+    reset: bool,
+}
+
+/// Resets the TCP connection of `fd` now, through lwIP's raw API: a RST
+/// goes out and the PCB is freed (`tcp_abort`), whatever is in flight or
+/// unread. lwIP's socket API has no such call: `SO_LINGER` 0 resets only
+/// when output is unsent or unacknowledged, and closes with a FIN
+/// otherwise. The socket itself stays open, failed with `ECONNABORTED`
+/// (the netconn's error callback runs as for a received reset), for
+/// `lwip_close` to free without sending anything more.
+///
+/// Returns false, having done nothing, when `fd` has no connected TCP PCB
+/// (listening, connecting, or already reset or closed) or the call could
+/// not be queued to the tcpip thread (out of memory).
+pub(crate) fn reset(fd: &Fd) -> bool {
+    let mut call = ResetCall {
+        api: ApiCallData::new(),
+        fd: fd.0,
+        reset: false,
+    };
+    // SAFETY: `call` is a live `ResetCall` that starts with room for the
+    // `struct tcpip_api_call_data` lwIP writes its result into; lwIP passes
+    // it to `reset_on_tcpip_thread` and returns only after that ran, so the
+    // pointer is not used after this call.
+    let err = unsafe { tcpip_api_call(reset_on_tcpip_thread, &raw mut call) };
+    err == sys::ERR_OK && call.reset
+}
+
+/// `tcp_abort` on the PCB of `call.fd`'s netconn, if it has a connected
+/// one. Runs on lwIP's tcpip thread (or under the core lock), where lwIP's
+/// netconns and PCBs may be read and changed.
+unsafe extern "C" fn reset_on_tcpip_thread(call: *mut ResetCall) -> ErrT {
+    // SAFETY: `call` is the `ResetCall` that `reset` handed to
+    // `tcpip_api_call` and that outlives this call; nothing else uses it
+    // meanwhile (the calling thread waits).
+    let call = unsafe { &mut *call };
+    // SAFETY: returns null or a pointer into lwIP's static socket table.
+    let sock = unsafe { lwip_socket_dbg_get_socket(call.fd) };
+    if sock.is_null() {
+        return sys::ERR_OK;
+    }
+    // SAFETY: `sock` points to a live table entry; `call.fd` is open (the
+    // caller owns it), so its `conn` is the socket's live netconn, which
+    // only `lwip_close` of that descriptor frees.
+    let conn: *mut NetconnHead = unsafe { (*sock).conn };
+    if conn.is_null() {
+        return sys::ERR_OK;
+    }
+    // SAFETY: `conn` is live (above); its type, state and PCB are only
+    // changed on this thread (or under the lock held now).
+    let (ty, state, pcb) = unsafe { ((*conn).ty, (*conn).state, (*conn).pcb) };
+    if ty & sys::NETCONNTYPE_GROUP_MASK != sys::NETCONN_TCP
+        || state != sys::NETCONN_NONE
+        || pcb.is_null()
+    {
+        return sys::ERR_OK;
+    }
+    // SAFETY: a TCP netconn in NETCONN_NONE with a PCB holds a live,
+    // connected `struct tcp_pcb` (a listener is NETCONN_LISTEN; lwIP clears
+    // `pcb` when it frees the PCB). `tcp_abort` may be called here; it runs
+    // the netconn's error callback, which forgets the PCB.
+    unsafe { tcp_abort(pcb) };
+    call.reset = true;
+    sys::ERR_OK
 }
 
 /// `lwip_getsockname`.

@@ -109,25 +109,37 @@ impl LwipStack {
         self.lingering.iter().flatten().count()
     }
 
-    /// Closes the connection abortively: `SO_LINGER` with a zero timeout,
-    /// then close. lwIP then resets the connection if it still has data in
-    /// flight (unsent or unacknowledged) — otherwise it closes with FIN,
-    /// unless input was left unread, which lwIP answers with a reset
-    /// anyway. Without `LWIP_SO_LINGER` (ESP-IDF: `CONFIG_LWIP_SO_LINGER`,
-    /// off by default) this is a plain close without the shutdown.
+    /// Closes the connection abortively: the peer gets a reset (RST), and
+    /// whatever is queued in either direction is discarded.
+    ///
+    /// lwIP's socket API cannot do this on its own: with `SO_LINGER` 0 its
+    /// close resets only while output is unsent or unacknowledged, and
+    /// otherwise sends a FIN, which the peer would read as a normal end of
+    /// stream. So for a connected socket the reset goes through lwIP's raw
+    /// API (`tcp_abort` on the socket's PCB, run on the tcpip thread with
+    /// `tcpip_api_call`), then the socket is closed. Should that not be
+    /// possible (the socket is not connected, lwIP already reset it, or lwIP
+    /// is out of memory for the call), it falls back to `SO_LINGER` 0 and
+    /// close, which resets only with data in flight (and needs
+    /// `LWIP_SO_LINGER`; ESP-IDF: `CONFIG_LWIP_SO_LINGER`).
     pub fn abort(&mut self, mut socket: Socket) -> Result<(), Error> {
         self.release();
+        let connected = socket.state() == SocketState::Connected;
         let Some(fd) = socket.take_fd() else {
             return Ok(());
         };
-        if let Err(e) = ffi::set_linger(&fd, true, 0) {
-            debug!(
-                "lwip socket {}: SO_LINGER unavailable ({}), plain close",
-                fd.raw(),
-                e
-            );
+        if connected && ffi::reset(&fd) {
+            trace!("lwip socket {}: reset", fd.raw());
+        } else {
+            if let Err(e) = ffi::set_linger(&fd, true, 0) {
+                debug!(
+                    "lwip socket {}: SO_LINGER unavailable ({}), plain close",
+                    fd.raw(),
+                    e
+                );
+            }
+            trace!("lwip socket {}: abort", fd.raw());
         }
-        trace!("lwip socket {}: abort", fd.raw());
         fd.close().map_err(Error::from)
     }
 
@@ -421,7 +433,7 @@ impl TcpClientStack for LwipStack {
 }
 
 impl tcpool_core::Backend for LwipStack {
-    /// [`LwipStack::abort`]: `SO_LINGER` 0, then close.
+    /// [`LwipStack::abort`]: a reset through lwIP's raw API, then close.
     fn abort(&mut self, socket: Socket) -> Result<(), Error> {
         LwipStack::abort(self, socket)
     }
@@ -448,13 +460,13 @@ impl tcpool_core::Wait for LwipStack {
 }
 
 impl TcpFullStack for LwipStack {
-    /// Creates the lwIP socket (family of [`Config::bind_address`]), sets
+    /// Creates the lwIP socket (family of [`Config::bind_ip`]), sets
     /// `SO_REUSEADDR` if configured, and binds it.
     fn bind(&mut self, socket: &mut Socket, local_port: u16) -> Result<(), Error> {
         if socket.state() != SocketState::Unopened {
             return Err(Error::InvalidState("bind on a socket already in use"));
         }
-        let ip = self.config.bind_address;
+        let ip = self.config.bind_ip;
         let fd = Self::open(sys::family(ip))?;
         let reuse = match self.config.reuse_address {
             true => ffi::set_int_option(&fd, sys::SOL_SOCKET, sys::SO_REUSEADDR, 1),

@@ -352,7 +352,7 @@ fn at_the_budget_a_client_waits_in_the_backlog_instead_of_being_reset() {
 }
 
 fn echo_round_trip(bind: IpAddr, connect_to: IpAddr) {
-    let mut server = LwipStack::new(Config::default().with_bind_address(bind));
+    let mut server = LwipStack::new(Config::default().with_bind_ip(bind));
     let mut clients = client_stack();
     let (mut listener, port) = listen(&mut server);
     let mut client = connect(&mut clients, SocketAddr::new(connect_to, port));
@@ -678,6 +678,112 @@ fn abort_with_output_in_flight_resets_and_the_reset_sticks() {
     assert_eq!(clients.send(&mut client, b"x"), Err(nb::Error::Other(err)));
     clients.close(client).unwrap();
     server.close(listener).unwrap();
+}
+
+/// How a raw-API client's connection ended: `Ok(bytes)` at end of stream
+/// (a FIN), `Err(bytes)` at a reset, with the bytes read before it.
+fn raw_client_end(client: &mut tcpool_lwip_host::RawClient) -> Result<usize, usize> {
+    use tcpool_lwip_host::ClientRecv;
+    let deadline = Instant::now() + TIMEOUT;
+    let mut got = 0;
+    let mut buf = [0u8; 256];
+    loop {
+        match client.recv(&mut buf) {
+            ClientRecv::Data(n) => got += n,
+            ClientRecv::Eof => return Ok(got),
+            ClientRecv::Reset => return Err(got),
+            ClientRecv::WouldBlock => {
+                assert!(Instant::now() < deadline, "the connection never ended");
+                thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+}
+
+/// An established connection from a raw-API client (which takes no
+/// socket) after the client sent a request that the server read in full:
+/// nothing unread, and nothing in flight (the server sent nothing).
+fn quiet_connection(
+    server: &mut LwipStack,
+    listener: &mut Socket,
+    port: u16,
+) -> (tcpool_lwip_host::RawClient, Socket) {
+    let mut client = tcpool_lwip_host::RawClient::connect(port).unwrap();
+    let (mut conn, _) = accept(server, listener);
+    let deadline = Instant::now() + TIMEOUT;
+    let mut sent = 0;
+    while sent < 7 {
+        sent += client.send(&b"request"[sent..]).unwrap();
+        assert!(Instant::now() < deadline, "the request was never sent");
+    }
+    assert_eq!(read_exact(server, &mut conn, 7), b"request");
+    (client, conn)
+}
+
+#[test]
+fn abort_with_nothing_unread_and_nothing_in_flight_resets() {
+    let _f = fixture();
+    let mut server = LwipStack::default();
+    let (mut listener, port) = listen(&mut server);
+    let (mut client, conn) = quiet_connection(&mut server, &mut listener, port);
+    server.abort(conn).unwrap();
+    assert_eq!(
+        raw_client_end(&mut client),
+        Err(0),
+        "a FIN instead of a reset"
+    );
+    assert_eq!(server.sockets_in_use(), 1);
+    // The client's side is gone: it can no longer send.
+    assert!(client.send(b"more").is_err());
+    client.close();
+    server.close(listener).unwrap();
+}
+
+#[test]
+fn abort_of_a_connection_that_never_sent_resets() {
+    let _f = fixture();
+    let mut server = LwipStack::default();
+    let (mut listener, port) = listen(&mut server);
+    let mut client = tcpool_lwip_host::RawClient::connect(port).unwrap();
+    let (conn, _) = accept(&mut server, &mut listener);
+    server.abort(conn).unwrap();
+    assert_eq!(
+        raw_client_end(&mut client),
+        Err(0),
+        "a FIN instead of a reset"
+    );
+    client.close();
+    server.close(listener).unwrap();
+}
+
+#[test]
+fn abort_after_the_peer_closed_resets() {
+    let _f = fixture();
+    let mut server = LwipStack::default();
+    let (mut listener, port) = listen(&mut server);
+    let (mut client, mut conn) = quiet_connection(&mut server, &mut listener, port);
+    client.shutdown_write().unwrap();
+    assert_eq!(read_to_end(&mut server, &mut conn), b"");
+    server.abort(conn).unwrap();
+    assert_eq!(
+        raw_client_end(&mut client),
+        Err(0),
+        "a FIN instead of a reset"
+    );
+    client.close();
+    server.close(listener).unwrap();
+}
+
+#[test]
+fn abort_of_listeners_and_unconnected_sockets_just_closes_them() {
+    let _f = fixture();
+    let mut server = LwipStack::default();
+    let (listener, _) = listen(&mut server);
+    let unopened = server.socket().unwrap();
+    assert_eq!(server.sockets_in_use(), 2);
+    server.abort(listener).unwrap();
+    server.abort(unopened).unwrap();
+    assert_eq!(server.sockets_in_use(), 0);
 }
 
 /// What the client of `late_input_after_close` saw.

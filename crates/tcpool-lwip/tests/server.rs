@@ -11,7 +11,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use embedded_nal::TcpClientStack;
-use tcpool_core::{Conn, Handler, Server};
+use tcpool_conformance::Echo;
+use tcpool_core::Server;
 use tcpool_lwip::{Config, LwipStack, SocketBudget};
 
 const STEP: Duration = Duration::from_secs(20);
@@ -21,16 +22,6 @@ fn lock() -> MutexGuard<'static, ()> {
     let guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
     tcpool_lwip_host::init();
     guard
-}
-
-struct Echo;
-
-impl Handler for Echo {
-    type State = ();
-    fn on_open(&mut self, _conn: &mut Conn<'_>) {}
-    fn on_data(&mut self, conn: &mut Conn<'_>, _state: &mut (), data: &[u8]) -> usize {
-        conn.write(data)
-    }
 }
 
 /// Milliseconds since the first call, as the server's clock.

@@ -1,5 +1,5 @@
-//! The host (any target but ESP-IDF): lwIP built by `tcpool-lwip-host` with
-//! the unix port.
+//! The host (any target with an operating system but ESP-IDF): lwIP built
+//! by `tcpool-lwip-host` with the unix port.
 //!
 //! The port's `arch/cc.h` includes the host `<errno.h>` and `<sys/time.h>`
 //! (which on glibc defines `FD_SET`), so errno values, `fd_set` and

@@ -77,3 +77,54 @@ pub(crate) const SIN6_SCOPE_ID_OFFSET: usize = 24;
 #[repr(C, align(4))]
 #[derive(Clone, Copy)]
 pub(crate) struct SockAddrBuf(pub(crate) [u8; SOCKADDR_IN6_LEN]);
+
+// lwIP internals, for `LwipStack::abort` (see `ffi::reset`). Not part of
+// lwIP's socket API, but the same in every lwIP 2.x, ESP-IDF's included:
+// `struct lwip_sock` (lwip/priv/sockets_priv.h) starts with its netconn,
+// and `struct netconn` (lwip/api.h) with its type, its state and its PCB.
+
+/// `err_t` (`s8_t` unless a port defines `LWIP_ERR_T`; neither the host
+/// build nor ESP-IDF does).
+pub(crate) type ErrT = i8;
+/// `ERR_OK`.
+pub(crate) const ERR_OK: ErrT = 0;
+
+/// `NETCONN_TCP` (`enum netconn_type`), compared with `NETCONNTYPE_GROUP`.
+pub(crate) const NETCONN_TCP: core::ffi::c_uint = 0x10;
+/// The mask of `NETCONNTYPE_GROUP(t)` (`t & 0xF0`: TCP over IPv4 or IPv6).
+pub(crate) const NETCONNTYPE_GROUP_MASK: core::ffi::c_uint = 0xf0;
+/// `NETCONN_NONE` (`enum netconn_state`): no operation in progress (not
+/// listening, connecting, writing or closing).
+pub(crate) const NETCONN_NONE: core::ffi::c_uint = 0;
+
+/// The start of `struct lwip_sock`.
+#[repr(C)]
+pub(crate) struct LwipSockHead {
+    /// `struct netconn *conn`.
+    pub(crate) conn: *mut NetconnHead,
+}
+
+/// The start of `struct netconn`.
+#[repr(C)]
+pub(crate) struct NetconnHead {
+    /// `enum netconn_type type`.
+    pub(crate) ty: core::ffi::c_uint,
+    /// `enum netconn_state state`.
+    pub(crate) state: core::ffi::c_uint,
+    /// `union { ...; struct tcp_pcb *tcp; ... } pcb`.
+    pub(crate) pcb: *mut core::ffi::c_void,
+}
+
+/// Room for `struct tcpip_api_call_data`, whatever lwIP's configuration:
+/// an `err_t`, plus a `sys_sem_t` without `LWIP_NETCONN_SEM_PER_THREAD`
+/// (one byte with `LWIP_TCPIP_CORE_LOCKING`). lwIP writes only inside it.
+#[repr(C)]
+pub(crate) struct ApiCallData {
+    _room: [usize; 4],
+}
+
+impl ApiCallData {
+    pub(crate) const fn new() -> ApiCallData {
+        ApiCallData { _room: [0; 4] }
+    }
+}

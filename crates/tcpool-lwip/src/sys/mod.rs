@@ -6,27 +6,29 @@
 //! against: errno values, `fcntl` and `poll` flags, `fd_set` and
 //! `struct timeval`:
 //!
-//! - ESP-IDF ([`espidf`]): lwIP's `lwipopts.h` includes newlib's
+//! - ESP-IDF ([`newlib`]): lwIP's `lwipopts.h` includes newlib's
 //!   `sys/fcntl.h`, `sys/select.h` and `sys/poll.h` before lwIP's headers, so
-//!   newlib's values win.
+//!   newlib's values win. Bare-metal targets (`target_os = "none"`) take the
+//!   same, assuming an lwIP built against newlib the same way.
 //! - the host ([`host`]): the unix port's `arch/cc.h` includes the host's
 //!   `<errno.h>` (`LWIP_ERRNO_STDINCLUDE`) and `<sys/time.h>` (which brings
 //!   the host `fd_set`), but nothing defines `O_NONBLOCK` or `POLLIN` before
 //!   `lwip/sockets.h` does, so those are lwIP's defaults.
 //!
 //! The host values are checked against the compiled lwIP by the
-//! `abi_matches_the_host_lwip_build` test.
+//! `abi_matches_the_host_lwip_build` test, the ESP-IDF ones at compile time
+//! against the `libc` crate's `espidf` definitions.
 
 pub(crate) mod lwip;
 
-#[cfg(target_os = "espidf")]
-mod espidf;
-#[cfg(target_os = "espidf")]
-pub(crate) use espidf::*;
+#[cfg(any(target_os = "espidf", target_os = "none"))]
+mod newlib;
+#[cfg(any(target_os = "espidf", target_os = "none"))]
+pub(crate) use newlib::*;
 
-#[cfg(not(target_os = "espidf"))]
+#[cfg(not(any(target_os = "espidf", target_os = "none")))]
 mod host;
-#[cfg(not(target_os = "espidf"))]
+#[cfg(not(any(target_os = "espidf", target_os = "none")))]
 pub(crate) use host::*;
 
 pub(crate) use lwip::*;

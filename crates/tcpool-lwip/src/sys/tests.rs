@@ -140,6 +140,36 @@ fn layouts_match_the_host_lwip_build() {
 }
 
 #[test]
+fn lwip_internals_used_by_abort_match_the_host_lwip_build() {
+    use core::mem::{align_of, offset_of, size_of};
+    assert_eq!(c_value("offsetof(struct lwip_sock,conn)"), 0);
+    assert_eq!(
+        c_value("offsetof(struct netconn,type)"),
+        offset_of!(NetconnHead, ty) as i64
+    );
+    assert_eq!(
+        c_value("offsetof(struct netconn,state)"),
+        offset_of!(NetconnHead, state) as i64
+    );
+    assert_eq!(
+        c_value("offsetof(struct netconn,pcb)"),
+        offset_of!(NetconnHead, pcb) as i64
+    );
+    assert_eq!(c_value("sizeof(enum netconn_type)"), 4);
+    assert_eq!(c_value("sizeof(enum netconn_state)"), 4);
+    assert_eq!(c_value("NETCONN_TCP"), i64::from(NETCONN_TCP));
+    assert_eq!(c_value("NETCONN_NONE"), i64::from(NETCONN_NONE));
+    assert_eq!(
+        c_value("NETCONNTYPE_GROUP(0xff)"),
+        i64::from(NETCONNTYPE_GROUP_MASK)
+    );
+    assert_eq!(c_value("sizeof(err_t)"), size_of::<ErrT>() as i64);
+    assert_eq!(c_value("ERR_OK"), i64::from(ERR_OK));
+    assert!(c_value("sizeof(struct tcpip_api_call_data)") <= size_of::<ApiCallData>() as i64);
+    assert!(align_of::<ApiCallData>() >= align_of::<usize>());
+}
+
+#[test]
 fn fd_set_bits_match_fd_set_in_c() {
     let first = c_value("LWIP_SOCKET_OFFSET") as i32;
     let last = first + c_value("MEMP_NUM_NETCONN") as i32 - 1;
