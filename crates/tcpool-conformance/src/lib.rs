@@ -103,6 +103,7 @@ macro_rules! conformance_suite {
                 refused_peer_never_evicts,
                 request_deadline_closes_trickling_clients,
                 write_stall_resets_a_peer_that_never_reads,
+                abort_resets_the_peer,
             }
         }
     };

@@ -310,14 +310,6 @@ mod lwip_only {
 
     type RecServer<const N: usize> = Server<Stack, Recorder, N, 256, 256>;
 
-    /// The shared scenario for `abort` (a reset, not a FIN, with nothing
-    /// unread and nothing in flight), run here as long as the suite's macro
-    /// does not list it.
-    #[test]
-    fn abort_resets_the_peer() {
-        tcpool_conformance::scenarios::abort_resets_the_peer(&mut LwipHarness::new());
-    }
-
     /// More connections than lwIP has sockets, with the budget unaware (the
     /// rest of the firmware took sockets without saying so): lwIP's
     /// `accept` fails with `ENFILE` and resets the pending client. The

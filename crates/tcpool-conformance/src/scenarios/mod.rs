@@ -65,6 +65,7 @@ pub const ALL: &[&str] = &[
     "refused_peer_never_evicts",
     "request_deadline_closes_trickling_clients",
     "write_stall_resets_a_peer_that_never_reads",
+    "abort_resets_the_peer",
 ];
 
 /// The server type the scenarios use: a [`Recorder`] over the harness's stack.
