@@ -22,10 +22,11 @@ pub struct Args {
     pub max_connections: usize,
     pub when_full: WhenFull,
     pub idle_timeout: Option<Duration>,
+    pub max_per_ip: Option<usize>,
 }
 
 const USAGE: &str = "usage: [--listen ADDR] [--max-connections N] \
-[--when-full defer|reject|evict-idlest] [--idle-timeout-ms MS] [--min-idle-ms MS]
+[--when-full defer|reject|evict-idlest] [--idle-timeout-ms MS] [--min-idle-ms MS] [--max-per-ip N]
 
   --listen ADDR          address to listen on (default 127.0.0.1:7000; port 0 picks one)
   --max-connections N    clients served at once, 1..=64 (default 4); more wait or are refused
@@ -33,7 +34,9 @@ const USAGE: &str = "usage: [--listen ADDR] [--max-connections N] \
                          reject: accept, say `busy`, close; evict-idlest: close the
                          longest-idle client (idle at least --min-idle-ms) to make room
   --idle-timeout-ms MS   close a client silent for MS milliseconds (default 0 = never)
-  --min-idle-ms MS       with evict-idlest: never evict a client idle less than this (default 1000)";
+  --min-idle-ms MS       with evict-idlest: never evict a client idle less than this (default 1000)
+  --max-per-ip N         at most N clients from one IP address at once; more are refused
+                         with a clean close (default 0 = no cap)";
 
 impl Args {
     /// Parses the process arguments; prints usage and exits on a mistake.
@@ -53,6 +56,7 @@ impl Args {
         let mut mode = String::from("defer");
         let mut idle_ms = 0u64;
         let mut min_idle_ms = 1000u64;
+        let mut max_per_ip = 0usize;
         while let Some(flag) = it.next() {
             if flag == "--help" || flag == "-h" {
                 println!("{USAGE}");
@@ -75,6 +79,7 @@ impl Args {
                 "--when-full" => mode = value,
                 "--idle-timeout-ms" => idle_ms = value.parse().map_err(|_| bad("not a number"))?,
                 "--min-idle-ms" => min_idle_ms = value.parse().map_err(|_| bad("not a number"))?,
+                "--max-per-ip" => max_per_ip = value.parse().map_err(|_| bad("not a number"))?,
                 _ => return Err(format!("unknown flag {flag}")),
             }
         }
@@ -96,6 +101,7 @@ impl Args {
             max_connections,
             when_full,
             idle_timeout,
+            max_per_ip: (max_per_ip > 0).then_some(max_per_ip),
         })
     }
 
@@ -105,6 +111,7 @@ impl Args {
             .with_max_connections(self.max_connections)
             .with_when_full(self.when_full)
             .with_idle_timeout(self.idle_timeout)
+            .with_max_per_ip(self.max_per_ip)
             .with_reject_banner(b"busy\n")
     }
 }
