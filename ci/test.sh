@@ -59,6 +59,11 @@ cargo test -p tcpool-smoltcp --features tap --test tap --locked
 cargo build --locked --features tap --example smoltcp_tap_echo
 cargo test --locked --features tap --test blackbox_tap
 
+stage firmware
+# tcpool as bare-metal riscv32 firmware in QEMU: build, the .data limit, the
+# footprint, and black-box tests through its runner (installs QEMU itself).
+bash ci/firmware.sh
+
 stage bench
 # Every criterion benchmark builds (release) and runs each case once in test
 # mode: the benchmarks stay runnable. Figures come from a full `cargo bench`

@@ -260,6 +260,31 @@ fn a_client_that_resets_mid_transfer_affects_no_other_client() {
 }
 
 #[test]
+fn max_per_ip_refuses_a_third_client_from_the_same_address_with_a_clean_close() {
+    let server = ExampleServer::start("echo", &["--listen", ANY_PORT, "--max-per-ip", "2"]);
+    let mut two: Vec<TcpStream> = (0..2).map(|_| connect(server.addr)).collect();
+    for c in &mut two {
+        assert_eq!(round_trip(c, b"in\n"), b"in\n");
+    }
+    let mut third = connect(server.addr);
+    let (got, clean) = read_to_eof(&mut third);
+    assert!(clean && got.is_empty(), "refused with a clean close");
+    for c in &mut two {
+        assert_eq!(round_trip(c, b"untouched\n"), b"untouched\n");
+    }
+    two.remove(0).shutdown(Shutdown::Both).unwrap();
+    server.wait_closed(1, Duration::from_secs(5));
+    let mut next = connect(server.addr);
+    assert_eq!(round_trip(&mut next, b"now\n"), b"now\n");
+    let lines = server.stop();
+    let stats = lines
+        .iter()
+        .find(|l| l.starts_with("stats "))
+        .expect("stats line");
+    assert_eq!(field(stats, "refused"), Some("1"));
+}
+
+#[test]
 fn a_restarted_server_rebinds_the_same_port_at_once() {
     let first = ExampleServer::start("echo", &["--listen", ANY_PORT]);
     let addr = first.addr;

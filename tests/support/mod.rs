@@ -36,12 +36,19 @@ pub fn example_path(name: &str) -> PathBuf {
 impl ExampleServer {
     /// Starts example `name` with `args` and waits for `listening on`.
     pub fn start(name: &str, args: &[&str]) -> ExampleServer {
-        let mut child = Command::new(example_path(name))
-            .args(args)
+        let mut cmd = Command::new(example_path(name));
+        cmd.args(args);
+        Self::start_command(cmd, Duration::from_secs(20))
+    }
+
+    /// Starts `cmd` (a server with the examples' command-line contract) and
+    /// waits up to `ready` for its `listening on` line.
+    pub fn start_command(mut cmd: Command, ready: Duration) -> ExampleServer {
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .expect("spawn example");
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
         let stdout = child.stdout.take().expect("stdout");
         let lines = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&lines);
@@ -55,7 +62,29 @@ impl ExampleServer {
             addr: "0.0.0.0:0".parse().unwrap(),
             lines,
         };
-        let first = server.wait_line(Duration::from_secs(20), |l| l.starts_with("listening on "));
+        // Like `wait_line`, but a server that exits first fails at once.
+        let end = Instant::now() + ready;
+        let first = loop {
+            if let Some(l) = server
+                .lines()
+                .into_iter()
+                .find(|l| l.starts_with("listening on "))
+            {
+                break l;
+            }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!(
+                    "{cmd:?} exited with {status} before `listening on`; output: {:?}",
+                    server.lines()
+                );
+            }
+            assert!(
+                Instant::now() < end,
+                "no `listening on` line within {ready:?}; output: {:?}",
+                server.lines()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        };
         server.addr = first
             .trim_start_matches("listening on ")
             .parse()
