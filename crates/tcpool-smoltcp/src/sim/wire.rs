@@ -17,7 +17,7 @@ use smoltcp::wire::{IpProtocol, Ipv4Packet, TcpPacket};
 use tcpool_core::Instant;
 
 use super::rng::Rng;
-use crate::stack::from_smol_ceil;
+use crate::stack::time::from_smol_ceil;
 
 /// One end of a [`Wire`]. In a [`SimNet`](super::SimNet), `A` is the server
 /// and `B` the client.
