@@ -87,7 +87,7 @@
 //!   Implies `std`.
 //! * `ipv6`: accept IPv6 addresses (enables smoltcp's `proto-ipv6`).
 //! * `log` / `defmt`: log pool transitions (trace) and dropped duplicate SYNs,
-//!   linger resets (debug) through one or the other. `defmt` also derives
+//!   lingering-close resets (debug) through one or the other. `defmt` also derives
 //!   `defmt::Format` on the public types; with both on (an `--all-features`
 //!   build) the crate logs through `log`. smoltcp's own `defmt` logging is
 //!   left to the firmware's manifest (`smoltcp/defmt`), because smoltcp

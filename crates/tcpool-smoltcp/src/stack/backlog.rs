@@ -82,7 +82,7 @@ impl<D: Device, const N: usize> Stack<'_, D, N> {
                             s.listen(IpListenEndpoint::from(l.port)).is_ok()
                         });
                         if !relisten {
-                            self.set_role(i, Role::Closing { deadline: None });
+                            self.set_role(i, Role::RELEASING);
                         }
                     } else {
                         self.arrivals = self.arrivals.wrapping_add(1);
@@ -95,7 +95,7 @@ impl<D: Device, const N: usize> Stack<'_, D, N> {
                     let role = if reclaimable {
                         Role::Free
                     } else {
-                        Role::Closing { deadline: None }
+                        Role::RELEASING
                     };
                     self.set_role(i, role);
                 }
@@ -155,7 +155,7 @@ impl<D: Device, const N: usize> Stack<'_, D, N> {
                 let role = if is_reclaimable(s) {
                     Role::Free
                 } else {
-                    Role::Closing { deadline: None }
+                    Role::RELEASING
                 };
                 self.set_role(i, role);
                 listening -= 1;
@@ -173,7 +173,7 @@ impl<D: Device, const N: usize> Stack<'_, D, N> {
                 } else {
                     // Cannot happen (free sockets are never open); keep the
                     // socket out of the way until smoltcp lets go of it.
-                    self.set_role(i, Role::Closing { deadline: None });
+                    self.set_role(i, Role::RELEASING);
                 }
             }
         }
@@ -184,13 +184,13 @@ impl<D: Device, const N: usize> Stack<'_, D, N> {
         let Some(listener) = self.listeners[l as usize] else {
             return false;
         };
-        let keep_alive = self.config.effective_keep_alive().map(to_smol_duration);
+        let keepalive = self.config.effective_keepalive().map(to_smol_duration);
         let s = tcp_socket(&mut self.sockets, self.pool[i].handle);
         // Keep-alive is set from the start (it only acts once established):
         // setting it on an established idle socket sends a probe at once.
         s.set_timeout(Some(to_smol_duration(self.config.handshake_timeout)));
-        s.set_keep_alive(keep_alive);
-        s.set_nagle_enabled(self.config.nagle);
+        s.set_keep_alive(keepalive);
+        s.set_nagle_enabled(!self.config.nodelay);
         if s.listen(IpListenEndpoint::from(listener.port)).is_err() {
             return false;
         }
@@ -219,7 +219,7 @@ impl<D: Device, const N: usize> Stack<'_, D, N> {
             return Err(Error::InvalidState);
         }
         self.listeners[l as usize] = None;
-        let deadline = self.linger_deadline();
+        let lingering = self.lingering_close();
         for i in 0..N {
             match self.pool[i].role {
                 Role::Listening { listener } if listener == l => {
@@ -230,7 +230,7 @@ impl<D: Device, const N: usize> Stack<'_, D, N> {
                         self.set_role(i, Role::Free);
                     } else {
                         s.abort();
-                        self.set_role(i, Role::Closing { deadline: None });
+                        self.set_role(i, Role::RELEASING);
                     }
                 }
                 Role::Pending { listener, .. } if listener == l => {
@@ -242,10 +242,10 @@ impl<D: Device, const N: usize> Stack<'_, D, N> {
                     }
                     let role = if is_reclaimable(s) {
                         Role::Free
+                    } else if reset {
+                        Role::RELEASING
                     } else {
-                        Role::Closing {
-                            deadline: if reset { None } else { deadline },
-                        }
+                        lingering
                     };
                     self.set_role(i, role);
                 }

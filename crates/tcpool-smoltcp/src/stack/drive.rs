@@ -19,7 +19,7 @@ impl<D: Device, const N: usize> Stack<'_, D, N> {
     /// Run the network: process every received packet, transmit what the
     /// sockets have queued, fire timers, and do the pool's bookkeeping
     /// (re-arm listeners as soon as one catches a SYN, reclaim sockets whose
-    /// close has completed, enforce linger deadlines).
+    /// close has completed, enforce lingering-close deadlines).
     ///
     /// Returns whether some socket's state may have changed (worth running
     /// the server's poll).
@@ -74,20 +74,21 @@ impl<D: Device, const N: usize> Stack<'_, D, N> {
     /// When [`poll`](Self::poll) should run next, at the latest (sooner if
     /// the device receives something): the earliest of smoltcp's timers
     /// (retransmission, delayed ACK, keep-alive, timeouts) and the pool's
-    /// linger deadlines. `None`: nothing to do until a packet arrives.
+    /// lingering-close deadlines. `None`: nothing to do until a packet
+    /// arrives.
     /// An instant not after `now` means "poll now".
     pub fn poll_at(&mut self, now: Instant) -> Option<Instant> {
         let ts = to_smol(now);
         let smol = self.iface.poll_at(ts, &self.sockets);
-        let linger = self
+        let lingering = self
             .pool
             .iter()
             .filter_map(|e| match e.role {
-                Role::Closing { deadline } => deadline,
+                Role::Closing { deadline, .. } => deadline,
                 _ => None,
             })
             .min();
-        let at = match (smol, linger) {
+        let at = match (smol, lingering) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
@@ -106,7 +107,7 @@ impl<D: Device, const N: usize> Stack<'_, D, N> {
     pub(super) fn maintain(&mut self, now: SmolInstant) {
         self.catch_syns();
         let established_timeout = self.config.timeout.map(to_smol_duration);
-        let established_keep_alive = self.config.effective_keep_alive().map(to_smol_duration);
+        let established_keepalive = self.config.effective_keepalive().map(to_smol_duration);
         for i in 0..N {
             let role = self.pool[i].role;
             if matches!(
@@ -127,7 +128,7 @@ impl<D: Device, const N: usize> Stack<'_, D, N> {
                     }
                     TcpState::SynReceived => None,
                     _ => {
-                        set_established_timers(s, established_timeout, established_keep_alive);
+                        set_established_timers(s, established_timeout, established_keepalive);
                         None
                     }
                 },
@@ -136,14 +137,14 @@ impl<D: Device, const N: usize> Stack<'_, D, N> {
                         s.state(),
                         TcpState::SynSent | TcpState::SynReceived | TcpState::Closed
                     ) {
-                        set_established_timers(s, established_timeout, established_keep_alive);
+                        set_established_timers(s, established_timeout, established_keepalive);
                     }
                     None
                 }
-                Role::Closing { deadline } => {
+                Role::Closing { deadline, drain } => {
                     // Lingering close: discard what the peer still sends, so
                     // its window never closes and its FIN can get in.
-                    while s.can_recv() {
+                    while drain && s.can_recv() {
                         if s.recv(|b| (b.len(), ())).is_err() {
                             break;
                         }
@@ -151,13 +152,14 @@ impl<D: Device, const N: usize> Stack<'_, D, N> {
                     if is_reclaimable(s) {
                         Some(Role::Free)
                     } else if deadline.is_some_and(|d| now >= d) {
-                        debug!("pool socket {}: linger expired, resetting", i);
+                        debug!("pool socket {}: lingering close expired, resetting", i);
                         s.abort();
-                        self.counters.linger_resets = self.counters.linger_resets.wrapping_add(1);
+                        self.counters.lingering_resets =
+                            self.counters.lingering_resets.wrapping_add(1);
                         Some(if is_reclaimable(s) {
                             Role::Free
                         } else {
-                            Role::Closing { deadline: None }
+                            Role::RELEASING
                         })
                     } else {
                         None
@@ -171,7 +173,13 @@ impl<D: Device, const N: usize> Stack<'_, D, N> {
         self.rearm();
     }
 
-    pub(super) fn linger_deadline(&self) -> Option<SmolInstant> {
-        self.config.linger.map(|d| self.now + to_smol_duration(d))
+    /// The role of a connection closed gracefully now: a lingering close
+    /// with its deadline, or a plain close (see [`Config::lingering_close`](crate::Config::lingering_close)).
+    pub(super) fn lingering_close(&self) -> Role {
+        let lingering = self.config.lingering_close;
+        Role::Closing {
+            deadline: lingering.map(|d| self.now + to_smol_duration(d)),
+            drain: lingering.is_some(),
+        }
     }
 }

@@ -49,13 +49,24 @@ pub(super) enum Role {
     Pending { listener: u16, arrival: u32 },
     /// Owned by the application (accepted, or an outgoing connection).
     Open,
-    /// Given back by the application (`close` or `abort`). Returns to
-    /// [`Role::Free`] once smoltcp has finished with it (FIN exchanged or RST
-    /// sent); reset if still closing at `deadline`.
-    Closing { deadline: Option<SmolInstant> },
+    /// Given back by the application (`close` or `abort`), or let go of by
+    /// the pool. Returns to [`Role::Free`] once smoltcp has finished with it
+    /// (FIN exchanged or RST sent); reset if still closing at `deadline`.
+    /// `drain`: discard the peer's input meanwhile (a lingering close).
+    Closing {
+        deadline: Option<SmolInstant>,
+        drain: bool,
+    },
 }
 
 impl Role {
+    /// Closing with no deadline and nothing to drain: a socket reset (its
+    /// RST still to go out) or left for smoltcp to finish with.
+    pub(super) const RELEASING: Role = Role::Closing {
+        deadline: None,
+        drain: false,
+    };
+
     fn name(&self) -> &'static str {
         match self {
             Role::Free => "free",

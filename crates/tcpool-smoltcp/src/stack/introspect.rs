@@ -40,8 +40,9 @@ pub struct Counters {
     /// SYNs caught by a listener for a 4-tuple another pool socket already
     /// held (retransmitted or late duplicate SYNs), dropped silently.
     pub duplicate_syns: u32,
-    /// Closing connections reset because [`Config::linger`] expired.
-    pub linger_resets: u32,
+    /// Closing connections reset because
+    /// [`Config::lingering_close`](crate::Config::lingering_close) expired.
+    pub lingering_resets: u32,
     /// SYNs dropped (not refused) because their port was full and its
     /// listener set to [`Overflow::Hold`](crate::Overflow::Hold).
     pub held_syns: u32,

@@ -68,10 +68,11 @@ pub use smoltcp::socket::tcp::State as TcpState;
 ///   and resets those still handshaking. Its port can be listened on again
 ///   right away.
 /// * `close` is graceful: smoltcp sends the FIN once the TX buffer has
-///   drained; incoming data is discarded meanwhile (a "lingering close", so
-///   the peer is never stalled or reset); the socket returns to the pool
-///   only after the FIN exchange (TIME-WAIT or CLOSED) or after
-///   [`Config::linger`]. [`abort`](Self::abort) resets (RST) instead.
+///   drained; with [`Config::lingering_close`] (the default) incoming data
+///   is discarded meanwhile, so the peer is never stalled, and the
+///   connection is reset if the close has not completed by the deadline.
+///   The socket returns to the pool after the FIN exchange (TIME-WAIT or
+///   CLOSED) or that reset. [`abort`](Self::abort) resets (RST) at once.
 /// * `connect` is non-blocking: `WouldBlock` until ESTABLISHED, then `Ok(())`;
 ///   [`Error::ConnectionRefused`](crate::Error::ConnectionRefused) if the peer refused or did not answer
 ///   within [`Config::handshake_timeout`].
@@ -99,7 +100,7 @@ pub use smoltcp::socket::tcp::State as TcpState;
 /// * **Idle connections.** A smoltcp timeout alone kills idle established
 ///   connections (it counts time since the peer last sent anything), so
 ///   established connections get [`Config::timeout`] *and* a shorter
-///   [`Config::keep_alive`], whose probes make a live peer answer.
+///   [`Config::keepalive`], whose probes make a live peer answer.
 /// * **CLOSE-WAIT is not the end.** smoltcp enters CLOSE-WAIT when the FIN
 ///   arrives, possibly with data still buffered; `receive` reports end of
 ///   stream only when smoltcp does (`recv` → `Finished`), after the data.
@@ -120,7 +121,7 @@ pub struct Stack<'a, D: Device, const N: usize> {
     pool: [Entry; N],
     listeners: [Option<Listener>; N],
     config: Config,
-    /// Time of the last `poll` (used to start linger deadlines).
+    /// Time of the last `poll` (used to start lingering-close deadlines).
     now: SmolInstant,
     next_port: u16,
     arrivals: u32,
@@ -161,14 +162,14 @@ fn is_reclaimable(s: &tcp::Socket) -> bool {
 fn set_established_timers(
     s: &mut tcp::Socket,
     timeout: Option<SmolDuration>,
-    keep_alive: Option<SmolDuration>,
+    keepalive: Option<SmolDuration>,
 ) {
     if s.timeout() != timeout {
         s.set_timeout(timeout);
     }
     // Normally set since the socket was armed; setting it again on an idle
     // established socket would send a probe at once, so only if it differs.
-    if s.keep_alive() != keep_alive {
-        s.set_keep_alive(keep_alive);
+    if s.keep_alive() != keepalive {
+        s.set_keep_alive(keepalive);
     }
 }

@@ -31,7 +31,7 @@ impl<D: Device, const N: usize> Stack<'_, D, N> {
                         let s = tcp_socket(&mut self.sockets, self.pool[i].handle);
                         s.abort();
                         let reclaimable = is_reclaimable(s);
-                        self.set_role(i, Role::Closing { deadline: None });
+                        self.set_role(i, Role::RELEASING);
                         if reclaimable {
                             self.set_role(i, Role::Free);
                         }
@@ -114,11 +114,11 @@ impl<D: Device, const N: usize> embedded_nal::TcpClientStack for Stack<'_, D, N>
                     port
                 };
                 let handshake = to_smol_duration(self.config.handshake_timeout);
-                let keep_alive = self.config.effective_keep_alive().map(to_smol_duration);
-                let nagle = self.config.nagle;
+                let keepalive = self.config.effective_keepalive().map(to_smol_duration);
+                let nagle = !self.config.nodelay;
                 let s = tcp_socket(&mut self.sockets, self.pool[i].handle);
                 s.set_timeout(Some(handshake));
-                s.set_keep_alive(keep_alive);
+                s.set_keep_alive(keepalive);
                 s.set_nagle_enabled(nagle);
                 s.connect(self.iface.context(), remote_ep, local_port)
                     .map_err(|e| match e {
@@ -187,11 +187,11 @@ impl<D: Device, const N: usize> embedded_nal::TcpClientStack for Stack<'_, D, N>
                 match self.pool.get(i).map(|e| e.role) {
                     Some(Role::Reserved { .. }) => self.set_role(i, Role::Free),
                     Some(Role::Open) => {
-                        let deadline = self.linger_deadline();
+                        let lingering = self.lingering_close();
                         let s = tcp_socket(&mut self.sockets, self.pool[i].handle);
                         close_gracefully(s);
                         let reclaimable = is_reclaimable(s);
-                        self.set_role(i, Role::Closing { deadline });
+                        self.set_role(i, lingering);
                         if reclaimable {
                             self.set_role(i, Role::Free);
                         }
@@ -248,9 +248,9 @@ impl<D: Device, const N: usize> embedded_nal::TcpFullStack for Stack<'_, D, N> {
             return Err(nb::Error::WouldBlock);
         };
         let timeout = self.config.timeout.map(to_smol_duration);
-        let keep_alive = self.config.effective_keep_alive().map(to_smol_duration);
+        let keepalive = self.config.effective_keepalive().map(to_smol_duration);
         let s = tcp_socket(&mut self.sockets, self.pool[i].handle);
-        set_established_timers(s, timeout, keep_alive);
+        set_established_timers(s, timeout, keepalive);
         let Some(peer) = s.remote_endpoint() else {
             return Err(nb::Error::WouldBlock);
         };
