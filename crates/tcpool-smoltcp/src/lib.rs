@@ -87,11 +87,10 @@
 //!   Implies `std`.
 //! * `ipv6`: accept IPv6 addresses (enables smoltcp's `proto-ipv6`).
 //! * `log` / `defmt`: log pool transitions (trace) and dropped duplicate SYNs,
-//!   lingering-close resets (debug) through one or the other. `defmt` also derives
-//!   `defmt::Format` on the public types; with both on (an `--all-features`
-//!   build) the crate logs through `log`. smoltcp's own `defmt` logging is
-//!   left to the firmware's manifest (`smoltcp/defmt`), because smoltcp
-//!   refuses both loggers at once.
+//!   lingering-close resets (debug) through one or the other, smoltcp's own
+//!   logging included. `defmt` also derives `defmt::Format` on the public
+//!   types. Not both at once: such a build (e.g. `--all-features`) is
+//!   refused at compile time.
 //!
 //! ## Not supported
 //!
