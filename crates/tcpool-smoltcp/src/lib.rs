@@ -76,6 +76,30 @@
 //! smaller of that and the server's own deadline). Time is passed in as a
 //! [`tcpool_core::Instant`], so tests run on a simulated clock.
 //!
+//! ## Firmware: storage in `.bss`
+//!
+//! [`StackStorage::new`] is a `const fn` whose value is all zero bytes, so
+//! the pool's storage (socket buffers included) goes in a `static` that
+//! lands in `.bss`: no copy in the flash image, no storage-sized temporary
+//! on the stack.
+//!
+//! ```
+//! # use smoltcp::iface::{Config as IfaceConfig, Interface};
+//! # use smoltcp::phy::{Loopback, Medium};
+//! # use smoltcp::wire::HardwareAddress;
+//! # use tcpool_smoltcp::{Config, Stack, StackStorage};
+//! static STORAGE: static_cell::ConstStaticCell<StackStorage<'static, 8, 1536, 1536>> =
+//!     static_cell::ConstStaticCell::new(StackStorage::new());
+//! # let mut device = Loopback::new(Medium::Ip);
+//! # let iface = Interface::new(IfaceConfig::new(HardwareAddress::Ip), &mut device,
+//! #     smoltcp::time::Instant::ZERO);
+//! let stack = Stack::new(iface, device, STORAGE.take(), Config::new());
+//! # assert_eq!(stack.capacity(), 8);
+//! ```
+//!
+//! A test reads its own executable to check that such a `static` is in
+//! `.bss` (`tests/storage.rs`).
+//!
 //! ## Features
 //!
 //! * `std`: host extras (nothing required by the stack itself).

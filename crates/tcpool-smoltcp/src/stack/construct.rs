@@ -24,7 +24,7 @@ impl<'a, D: Device, const N: usize> Stack<'a, D, N> {
         config: Config,
     ) -> Self {
         let StackStorage { sockets, rx, tx } = storage;
-        let mut set = SocketSet::new(&mut sockets[..]);
+        let mut set = SocketSet::new(sockets.build());
         let mut handles = [SocketHandle::default(); N];
         for (handle, (rx, tx)) in handles.iter_mut().zip(rx.iter_mut().zip(tx.iter_mut())) {
             *handle = set.add(tcp::Socket::new(
