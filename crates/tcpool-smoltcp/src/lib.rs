@@ -107,8 +107,8 @@
 //!   with seeded loss, reordering and duplication, a deterministic clock)
 //!   used by the tests here and by the shared conformance suite. Implies `std`.
 //! * `tap`: the `tap` module, the stack on a Linux TAP device (smoltcp's
-//!   `phy-tuntap_interface`), so that real host clients can talk to it.
-//!   Implies `std`.
+//!   `phy-tuntap_interface`), so that real host clients can talk to it; that
+//!   stack implements [`tcpool_core::Wait`]. Implies `std`.
 //! * `ipv6`: accept IPv6 addresses (enables smoltcp's `proto-ipv6`).
 //! * `log` / `defmt`: log pool transitions (trace) and dropped duplicate SYNs,
 //!   lingering-close resets (debug) through one or the other, smoltcp's own
