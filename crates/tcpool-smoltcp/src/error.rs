@@ -38,6 +38,9 @@ pub enum Error {
     /// listener, `bind` after `connect`).
     #[error("invalid state for this operation")]
     InvalidState,
+    /// The device failed (e.g. waiting on a TAP's file descriptor).
+    #[error("device error")]
+    Device,
 }
 
 impl TcpError for Error {
@@ -62,6 +65,7 @@ mod tests {
             Error::AddressInUse,
             Error::Unaddressable,
             Error::InvalidState,
+            Error::Device,
         ] {
             assert_eq!(e.kind(), TcpErrorKind::Other);
         }

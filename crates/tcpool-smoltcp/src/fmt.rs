@@ -1,14 +1,16 @@
 //! Logging shim: `trace!`, `debug!` and `warn!` forward to `log` or `defmt`
-//! (whichever feature is on) and vanish when neither is. With both on (an
-//! `--all-features` host build), `log` is used and `defmt` only derives
-//! `defmt::Format` on the public types.
+//! (whichever feature is on) and vanish when neither is. Both at once is
+//! refused at compile time.
 #![allow(unused_macros)]
+
+#[cfg(all(feature = "log", feature = "defmt"))]
+compile_error!("features `log` and `defmt` are mutually exclusive: pick one logger");
 
 macro_rules! trace {
     ($($arg:tt)*) => {{
         #[cfg(feature = "log")]
         ::log::trace!($($arg)*);
-        #[cfg(all(feature = "defmt", not(feature = "log")))]
+        #[cfg(feature = "defmt")]
         ::defmt::trace!($($arg)*);
         #[cfg(not(any(feature = "log", feature = "defmt")))]
         { let _ = ($crate::fmt::Ignore, $($arg)*); }
@@ -19,7 +21,7 @@ macro_rules! debug {
     ($($arg:tt)*) => {{
         #[cfg(feature = "log")]
         ::log::debug!($($arg)*);
-        #[cfg(all(feature = "defmt", not(feature = "log")))]
+        #[cfg(feature = "defmt")]
         ::defmt::debug!($($arg)*);
         #[cfg(not(any(feature = "log", feature = "defmt")))]
         { let _ = ($crate::fmt::Ignore, $($arg)*); }
@@ -30,7 +32,7 @@ macro_rules! warn {
     ($($arg:tt)*) => {{
         #[cfg(feature = "log")]
         ::log::warn!($($arg)*);
-        #[cfg(all(feature = "defmt", not(feature = "log")))]
+        #[cfg(feature = "defmt")]
         ::defmt::warn!($($arg)*);
         #[cfg(not(any(feature = "log", feature = "defmt")))]
         { let _ = ($crate::fmt::Ignore, $($arg)*); }

@@ -20,6 +20,11 @@ use core::cell::Cell;
 
 use smoltcp::phy::{Device, DeviceCapabilities, Medium, PacketMeta, RxToken, TxToken};
 use smoltcp::time::Instant as SmolInstant;
+#[cfg(feature = "ipv6")]
+use smoltcp::wire::Ipv6Packet;
+use smoltcp::wire::{
+    EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, TcpPacket, TcpSeqNumber,
+};
 
 /// The largest frame staged: a RST (TCP 20 bytes, no options) over IPv6
 /// (40) over Ethernet with a VLAN tag (18) is 78 bytes.
@@ -149,97 +154,126 @@ impl<T: TxToken, H: HoldPorts> TxToken for GuardTx<'_, T, H> {
 /// segment with exactly RST|ACK set and sequence number 0 — the local port
 /// it refuses.
 pub(crate) fn refused_syn_port(frame: &[u8], medium: Medium) -> Option<u16> {
-    let ip = match medium {
-        Medium::Ethernet => {
-            let ethertype = u16::from_be_bytes([*frame.get(12)?, *frame.get(13)?]);
-            match ethertype {
-                0x0800 | 0x86dd => frame.get(14..)?,
-                _ => return None,
-            }
-        }
-        Medium::Ip => frame,
-        #[allow(unreachable_patterns)]
-        _ => return None,
-    };
-    let (protocol, tcp) = match ip.first()? >> 4 {
-        4 => {
-            let ihl = usize::from(ip[0] & 0x0f) * 4;
-            (*ip.get(9)?, ip.get(ihl..)?)
-        }
-        6 => (*ip.get(6)?, ip.get(40..)?),
-        _ => return None,
-    };
-    if protocol != 6 || tcp.len() < 20 {
-        return None;
-    }
-    const RST_ACK: u8 = 0x04 | 0x10;
-    let refusal = tcp[13] & 0x3f == RST_ACK && tcp[4..8] == [0; 4];
-    refusal.then(|| u16::from_be_bytes([tcp[0], tcp[1]]))
+    let tcp = whole_tcp_segment(ip_packet(frame, medium)?)?;
+    let refusal = tcp.rst()
+        && tcp.ack()
+        && !(tcp.syn() || tcp.fin() || tcp.psh() || tcp.urg())
+        && tcp.seq_number() == TcpSeqNumber(0);
+    refusal.then(|| tcp.src_port())
 }
 
 /// False only for a frame that is certainly a whole TCP segment without
 /// SYN: an unfragmented IPv4 packet, or an IPv6 packet with no extension
 /// header, carrying TCP with the SYN flag clear. Anything else (other
-/// protocols, fragments, frames too short to tell) may be a SYN as far as
-/// the caller knows.
+/// protocols, fragments, malformed or truncated frames) may be a SYN as far
+/// as the caller knows.
 pub(crate) fn may_carry_syn(frame: &[u8], medium: Medium) -> bool {
-    tcp_flags(frame, medium).is_none_or(|flags| flags & 0x02 != 0)
+    ip_packet(frame, medium)
+        .and_then(whole_tcp_segment)
+        .is_none_or(|tcp| tcp.syn())
 }
 
-/// The TCP flags byte of a frame that is one whole TCP segment.
-fn tcp_flags(frame: &[u8], medium: Medium) -> Option<u8> {
-    let ip = match medium {
-        Medium::Ethernet => match u16::from_be_bytes([*frame.get(12)?, *frame.get(13)?]) {
-            0x0800 | 0x86dd => frame.get(14..)?,
-            _ => return None,
-        },
-        Medium::Ip => frame,
+/// The IP packet a frame carries (`None` for other protocols and frames too
+/// short to hold a header).
+fn ip_packet(frame: &[u8], medium: Medium) -> Option<&[u8]> {
+    match medium {
+        Medium::Ethernet => {
+            let eth = EthernetFrame::new_checked(frame).ok()?;
+            match eth.ethertype() {
+                EthernetProtocol::Ipv4 | EthernetProtocol::Ipv6 => Some(eth.payload()),
+                _ => None,
+            }
+        }
+        Medium::Ip => Some(frame),
         #[allow(unreachable_patterns)]
-        _ => return None,
-    };
-    let tcp = match ip.first()? >> 4 {
+        _ => None,
+    }
+}
+
+/// The TCP segment of an IP packet that carries one whole (an unfragmented
+/// IPv4 packet, or an IPv6 packet whose first header is TCP), with every
+/// length field checked against the buffer.
+fn whole_tcp_segment(ip: &[u8]) -> Option<TcpPacket<&[u8]>> {
+    let payload = match ip.first()? >> 4 {
         4 => {
-            // More fragments, or a fragment offset: part of a datagram.
-            let fragment = u16::from_be_bytes([*ip.get(6)?, *ip.get(7)?]) & 0x3fff;
-            if fragment != 0 || *ip.get(9)? != 6 {
+            let ip = Ipv4Packet::new_checked(ip).ok()?;
+            if ip.more_frags() || ip.frag_offset() != 0 || ip.next_header() != IpProtocol::Tcp {
                 return None;
             }
-            ip.get(usize::from(ip[0] & 0x0f) * 4..)?
+            ip.payload()
         }
-        6 if *ip.get(6)? == 6 => ip.get(40..)?,
+        // Without `ipv6` smoltcp neither sends nor accepts IPv6: such a
+        // frame is "cannot tell", which costs one search and no more.
+        #[cfg(feature = "ipv6")]
+        6 => {
+            let ip = Ipv6Packet::new_checked(ip).ok()?;
+            if ip.next_header() != IpProtocol::Tcp {
+                return None;
+            }
+            ip.payload()
+        }
         _ => return None,
     };
-    tcp.get(13).copied()
+    TcpPacket::new_checked(payload).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// IPv4 + TCP header with the given flags byte and sequence number.
+    /// A well-formed IPv4 + TCP header (no options, no payload) with the
+    /// given flags byte and sequence number, from local port 80.
     fn ipv4_tcp(flags: u8, seq: u32) -> [u8; 40] {
         let mut f = [0u8; 40];
-        f[0] = 0x45;
-        f[9] = 6;
+        f[0] = 0x45; // version 4, 5-word header
+        f[2..4].copy_from_slice(&40u16.to_be_bytes()); // total length
+        f[9] = 6; // TCP
         f[20..22].copy_from_slice(&80u16.to_be_bytes());
         f[24..28].copy_from_slice(&seq.to_be_bytes());
+        f[32] = 0x50; // 5-word TCP header
         f[33] = flags;
         f
     }
 
-    #[test]
-    fn recognises_the_refusal_of_a_syn() {
-        assert_eq!(refused_syn_port(&ipv4_tcp(0x14, 0), Medium::Ip), Some(80));
-        // A RST|ACK with a real sequence number is an abort, not a refusal.
-        assert_eq!(refused_syn_port(&ipv4_tcp(0x14, 1234), Medium::Ip), None);
-        // A plain RST (answer to a segment carrying an ACK) is not one either.
-        assert_eq!(refused_syn_port(&ipv4_tcp(0x04, 0), Medium::Ip), None);
-        assert_eq!(refused_syn_port(&ipv4_tcp(0x12, 0), Medium::Ip), None);
+    /// The same over Ethernet.
+    fn ethernet(ip: &[u8; 40]) -> [u8; 54] {
         let mut eth = [0u8; 54];
         eth[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-        eth[14..].copy_from_slice(&ipv4_tcp(0x14, 0));
+        eth[14..].copy_from_slice(ip);
+        eth
+    }
+
+    /// A well-formed IPv6 + TCP header with the given flags byte.
+    fn ipv6_tcp(flags: u8) -> [u8; 60] {
+        let mut f = [0u8; 60];
+        f[0] = 0x60;
+        f[4..6].copy_from_slice(&20u16.to_be_bytes()); // payload length
+        f[6] = 6; // next header: TCP
+        f[40 + 12] = 0x50;
+        f[40 + 13] = flags;
+        f
+    }
+
+    const SYN: u8 = 0x02;
+    const RST: u8 = 0x04;
+    const ACK: u8 = 0x10;
+
+    #[test]
+    fn recognises_the_refusal_of_a_syn() {
+        assert_eq!(
+            refused_syn_port(&ipv4_tcp(RST | ACK, 0), Medium::Ip),
+            Some(80)
+        );
+        // A RST|ACK with a real sequence number is an abort, not a refusal.
+        assert_eq!(
+            refused_syn_port(&ipv4_tcp(RST | ACK, 1234), Medium::Ip),
+            None
+        );
+        // A plain RST (answer to a segment carrying an ACK) is not one either.
+        assert_eq!(refused_syn_port(&ipv4_tcp(RST, 0), Medium::Ip), None);
+        assert_eq!(refused_syn_port(&ipv4_tcp(SYN | ACK, 0), Medium::Ip), None);
+        let mut eth = ethernet(&ipv4_tcp(RST | ACK, 0));
         assert_eq!(refused_syn_port(&eth, Medium::Ethernet), Some(80));
-        eth[12] = 0x08;
         eth[13] = 0x06; // ARP
         assert_eq!(refused_syn_port(&eth, Medium::Ethernet), None);
         assert_eq!(refused_syn_port(&[], Medium::Ip), None);
@@ -248,12 +282,10 @@ mod tests {
 
     #[test]
     fn only_whole_tcp_segments_without_syn_are_known_not_to_carry_one() {
-        const SYN: u8 = 0x02;
-        const ACK: u8 = 0x10;
         assert!(may_carry_syn(&ipv4_tcp(SYN, 0), Medium::Ip));
         assert!(may_carry_syn(&ipv4_tcp(SYN | ACK, 0), Medium::Ip));
         assert!(!may_carry_syn(&ipv4_tcp(ACK, 1), Medium::Ip));
-        assert!(!may_carry_syn(&ipv4_tcp(0x14, 0), Medium::Ip)); // RST|ACK
+        assert!(!may_carry_syn(&ipv4_tcp(RST | ACK, 0), Medium::Ip));
         // A fragment, a non-TCP packet, a truncated frame: cannot tell.
         let mut fragment = ipv4_tcp(ACK, 1);
         fragment[6] = 0x20; // more fragments
@@ -263,24 +295,75 @@ mod tests {
         assert!(may_carry_syn(&udp, Medium::Ip));
         assert!(may_carry_syn(&ipv4_tcp(ACK, 1)[..30], Medium::Ip));
         assert!(may_carry_syn(&[], Medium::Ip));
-        // IPv6 without extension headers, and over Ethernet.
-        let mut v6 = [0u8; 60];
-        v6[0] = 0x60;
-        v6[6] = 6;
-        v6[40 + 13] = ACK;
-        assert!(!may_carry_syn(&v6, Medium::Ip));
-        v6[40 + 13] = SYN;
-        assert!(may_carry_syn(&v6, Medium::Ip));
-        v6[6] = 0; // hop-by-hop options first
-        v6[40 + 13] = ACK;
-        assert!(may_carry_syn(&v6, Medium::Ip));
-        let mut eth = [0u8; 54];
-        eth[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-        eth[14..].copy_from_slice(&ipv4_tcp(ACK, 1));
+        // IPv6 without extension headers (known only when smoltcp speaks
+        // IPv6), with a hop-by-hop header first (cannot tell).
+        let known_v6 = cfg!(feature = "ipv6");
+        assert_eq!(may_carry_syn(&ipv6_tcp(ACK), Medium::Ip), !known_v6);
+        assert!(may_carry_syn(&ipv6_tcp(SYN), Medium::Ip));
+        let mut hop_by_hop = ipv6_tcp(ACK);
+        hop_by_hop[6] = 0;
+        assert!(may_carry_syn(&hop_by_hop, Medium::Ip));
+        // Over Ethernet.
+        let mut eth = ethernet(&ipv4_tcp(ACK, 1));
         assert!(!may_carry_syn(&eth, Medium::Ethernet));
         eth[14 + 33] = SYN;
         assert!(may_carry_syn(&eth, Medium::Ethernet));
         eth[13] = 0x06; // ARP
         assert!(may_carry_syn(&eth, Medium::Ethernet));
+    }
+
+    #[test]
+    fn malformed_frames_are_not_refusals_and_may_carry_a_syn() {
+        let refusal = ipv4_tcp(RST | ACK, 0);
+        let mut malformed: [(&str, [u8; 40]); 6] = [("", refusal); 6];
+        malformed[0].0 = "IPv4 header length below 20 bytes";
+        malformed[0].1[0] = 0x44;
+        malformed[1].0 = "IPv4 header length beyond the buffer";
+        malformed[1].1[0] = 0x4f;
+        malformed[2].0 = "IPv4 total length beyond the buffer";
+        malformed[2].1[2..4].copy_from_slice(&41u16.to_be_bytes());
+        malformed[3].0 = "IPv4 total length shorter than a TCP header";
+        malformed[3].1[2..4].copy_from_slice(&30u16.to_be_bytes());
+        malformed[4].0 = "TCP data offset below 20 bytes";
+        malformed[4].1[32] = 0x40;
+        malformed[5].0 = "TCP data offset beyond the segment";
+        malformed[5].1[32] = 0x60;
+        for (what, frame) in &malformed {
+            assert_eq!(refused_syn_port(frame, Medium::Ip), None, "{what}");
+            assert!(may_carry_syn(frame, Medium::Ip), "{what}");
+            let eth = ethernet(frame);
+            assert_eq!(refused_syn_port(&eth, Medium::Ethernet), None, "{what}");
+            assert!(may_carry_syn(&eth, Medium::Ethernet), "{what}");
+        }
+        // Every truncation of a refusal (over IP and over Ethernet) is
+        // neither a refusal nor known to be SYN-free.
+        let eth = ethernet(&refusal);
+        for len in 0..refusal.len() {
+            assert_eq!(refused_syn_port(&refusal[..len], Medium::Ip), None);
+            assert!(may_carry_syn(&refusal[..len], Medium::Ip));
+        }
+        for len in 0..eth.len() {
+            assert_eq!(refused_syn_port(&eth[..len], Medium::Ethernet), None);
+            assert!(may_carry_syn(&eth[..len], Medium::Ethernet));
+        }
+        let v6 = ipv6_tcp(ACK);
+        for len in 0..v6.len() {
+            assert!(may_carry_syn(&v6[..len], Medium::Ip));
+        }
+        // Any single corrupted byte, any value: an answer, never a panic.
+        for frame in [&refusal[..], &eth[..], &v6[..]] {
+            for at in 0..frame.len() {
+                for value in 0..=u8::MAX {
+                    let mut copy = [0u8; 60];
+                    let bad = &mut copy[..frame.len()];
+                    bad.copy_from_slice(frame);
+                    bad[at] = value;
+                    let _ = refused_syn_port(bad, Medium::Ip);
+                    let _ = refused_syn_port(bad, Medium::Ethernet);
+                    let _ = may_carry_syn(bad, Medium::Ip);
+                    let _ = may_carry_syn(bad, Medium::Ethernet);
+                }
+            }
+        }
     }
 }

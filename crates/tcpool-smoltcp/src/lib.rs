@@ -76,6 +76,30 @@
 //! smaller of that and the server's own deadline). Time is passed in as a
 //! [`tcpool_core::Instant`], so tests run on a simulated clock.
 //!
+//! ## Firmware: storage in `.bss`
+//!
+//! [`StackStorage::new`] is a `const fn` whose value is all zero bytes, so
+//! the pool's storage (socket buffers included) goes in a `static` that
+//! lands in `.bss`: no copy in the flash image, no storage-sized temporary
+//! on the stack.
+//!
+//! ```
+//! # use smoltcp::iface::{Config as IfaceConfig, Interface};
+//! # use smoltcp::phy::{Loopback, Medium};
+//! # use smoltcp::wire::HardwareAddress;
+//! # use tcpool_smoltcp::{Config, Stack, StackStorage};
+//! static STORAGE: static_cell::ConstStaticCell<StackStorage<'static, 8, 1536, 1536>> =
+//!     static_cell::ConstStaticCell::new(StackStorage::new());
+//! # let mut device = Loopback::new(Medium::Ip);
+//! # let iface = Interface::new(IfaceConfig::new(HardwareAddress::Ip), &mut device,
+//! #     smoltcp::time::Instant::ZERO);
+//! let stack = Stack::new(iface, device, STORAGE.take(), Config::new());
+//! # assert_eq!(stack.capacity(), 8);
+//! ```
+//!
+//! A test reads its own executable to check that such a `static` is in
+//! `.bss` (`tests/storage.rs`).
+//!
 //! ## Features
 //!
 //! * `std`: host extras (nothing required by the stack itself).
@@ -83,15 +107,14 @@
 //!   with seeded loss, reordering and duplication, a deterministic clock)
 //!   used by the tests here and by the shared conformance suite. Implies `std`.
 //! * `tap`: the `tap` module, the stack on a Linux TAP device (smoltcp's
-//!   `phy-tuntap_interface`), so that real host clients can talk to it.
-//!   Implies `std`.
+//!   `phy-tuntap_interface`), so that real host clients can talk to it; that
+//!   stack implements [`tcpool_core::Wait`]. Implies `std`.
 //! * `ipv6`: accept IPv6 addresses (enables smoltcp's `proto-ipv6`).
 //! * `log` / `defmt`: log pool transitions (trace) and dropped duplicate SYNs,
-//!   linger resets (debug) through one or the other. `defmt` also derives
-//!   `defmt::Format` on the public types; with both on (an `--all-features`
-//!   build) the crate logs through `log`. smoltcp's own `defmt` logging is
-//!   left to the firmware's manifest (`smoltcp/defmt`), because smoltcp
-//!   refuses both loggers at once.
+//!   lingering-close resets (debug) through one or the other, smoltcp's own
+//!   logging included. `defmt` also derives `defmt::Format` on the public
+//!   types. Not both at once: such a build (e.g. `--all-features`) is
+//!   refused at compile time.
 //!
 //! ## Not supported
 //!

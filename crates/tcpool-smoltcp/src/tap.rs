@@ -12,23 +12,30 @@
 //! ip link set tcpt0 up
 //! ```
 //!
+//! The stack implements [`tcpool_core::Wait`]: an event loop polls the
+//! server, then sleeps in `wait` until one of the server's sockets is
+//! ready or its deadline passes (the stack runs itself meanwhile).
+//!
 //! ```no_run
 //! use core::net::Ipv4Addr;
-//! use std::time::{Duration, Instant as StdInstant};
-//! use tcpool_core::Instant;
-//! use tcpool_smoltcp::tap::{self, TapConfig};
+//! use std::time::Instant as StdInstant;
+//! use tcpool_conformance::Echo;
+//! use tcpool_core::{Config, Instant, Server, Wait};
+//! use tcpool_smoltcp::tap::{self, TapConfig, TapStack};
 //!
 //! let config = TapConfig::new("tcpt0", Ipv4Addr::new(10, 123, 0, 2), 24);
-//! let mut stack: tap::TapStack<8> = tap::open(&config)?;
+//! let mut stack: TapStack<8> = tap::open(&config)?;
+//! let mut server: Server<TapStack<8>, Echo, 4, 1024, 1024> = Server::new(Echo, Config::new());
+//! server.listen(&mut stack, 7).expect("listen");
 //! let start = StdInstant::now();
+//! let clock = || Instant::from_millis(start.elapsed().as_millis() as u64);
 //! loop {
-//!     let now = Instant::from_millis(start.elapsed().as_millis() as u64);
+//!     let now = clock();
 //!     stack.poll(now);
-//!     // ... server.poll(&mut stack, now) ...
-//!     let delay = stack.poll_delay(now).unwrap_or(Duration::from_secs(1));
-//!     tap::wait(&stack, Some(delay))?;
+//!     server.poll(&mut stack, now);
+//!     stack.wait(server.interests(), server.poll_at(), clock())?;
 //! }
-//! # Ok::<(), std::io::Error>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 use core::net::Ipv4Addr;
@@ -42,8 +49,9 @@ use smoltcp::iface::{Config as IfaceConfig, Interface, SocketSet};
 use smoltcp::phy::{Medium, TunTapInterface};
 use smoltcp::socket::tcp;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
+use tcpool_core::{Instant, Interest};
 
-use crate::{Config, Stack};
+use crate::{Config, Error, Stack, TcpHandle};
 
 /// A [`Stack`] over a TAP device, with `Vec`-backed socket buffers.
 pub type TapStack<const N: usize> = Stack<'static, TunTapInterface, N>;
@@ -138,10 +146,77 @@ pub fn open<const N: usize>(config: &TapConfig<'_>) -> io::Result<TapStack<N>> {
 
 /// Sleep until the TAP has a frame to read or `timeout` has passed (`None`:
 /// until a frame arrives). Use the smaller of
-/// [`Stack::poll_delay`] and the server's own deadline as `timeout`.
+/// [`Stack::poll_delay`] and the server's own deadline as `timeout`, or let
+/// the stack's [`Wait`](tcpool_core::Wait) implementation do all of that.
 pub fn wait<const N: usize>(stack: &TapStack<N>, timeout: Option<Duration>) -> io::Result<()> {
+    // smoltcp's `wait` drops the sub-millisecond part of a timeout: round
+    // up, so that a wait for 0.3 ms does not turn into a busy loop.
     let timeout = timeout.map(|d| {
-        smoltcp::time::Duration::from_micros(u64::try_from(d.as_micros()).unwrap_or(u64::MAX / 2))
+        let millis = u64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX / 2000);
+        smoltcp::time::Duration::from_millis(millis.min(u64::MAX / 2000))
     });
     smoltcp::phy::wait(stack.device().as_raw_fd(), timeout)
+}
+
+impl<const N: usize> tcpool_core::Wait for TapStack<N> {
+    /// Runs the stack while it waits: polls it ([`Stack::poll`], which sends
+    /// what the server queued and fires timers), then sleeps on the TAP
+    /// until a frame arrives or the next stack timer
+    /// ([`Stack::poll_delay`]) or `deadline` is due, and again, until one
+    /// of `interests` is ready ([`Stack::ready`]) or `deadline` has
+    /// passed. The stack is polled at `now` plus the time spent in here (on
+    /// the host's monotonic clock). Returns how many of `interests` are
+    /// ready (0: the deadline passed, or a signal interrupted the wait).
+    ///
+    /// Fails with [`Error::Device`] if waiting on the TAP's file descriptor
+    /// fails.
+    fn wait<'s, I>(
+        &mut self,
+        interests: I,
+        deadline: Option<Instant>,
+        now: Instant,
+    ) -> Result<usize, Error>
+    where
+        I: IntoIterator<Item = (&'s TcpHandle, Interest)>,
+        TcpHandle: 's,
+    {
+        let interests: Vec<(&TcpHandle, Interest)> = interests
+            .into_iter()
+            .filter(|(_, want)| !want.is_none())
+            .collect();
+        let start = std::time::Instant::now();
+        loop {
+            let t = now + start.elapsed();
+            self.poll(t);
+            let ready = interests
+                .iter()
+                .filter(|(socket, want)| {
+                    let is = self.ready(socket);
+                    (is.readable && want.readable) || (is.writable && want.writable)
+                })
+                .count();
+            if ready > 0 {
+                return Ok(ready);
+            }
+            let left = deadline.map(|d| d.saturating_duration_since(t));
+            if left == Some(Duration::ZERO) {
+                return Ok(0);
+            }
+            let timeout = match (left, self.poll_delay(t)) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            match wait(self, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(0),
+                Err(e) => {
+                    warn!(
+                        "waiting on the TAP failed: errno {}",
+                        e.raw_os_error().unwrap_or(0)
+                    );
+                    return Err(Error::Device);
+                }
+            }
+        }
+    }
 }

@@ -239,13 +239,14 @@ fn closing_a_listener_resets_handshakes_in_progress() {
 }
 
 #[test]
-fn linger_bounds_a_close_the_peer_never_completes() {
+fn lingering_close_bounds_a_close_the_peer_never_completes() {
     // The client neither reads nor closes: the server's data and FIN can
     // never all get through (zero window), yet the client answers every
-    // probe. After `linger` the server resets and reclaims the socket.
+    // probe. After `lingering_close` the server resets and reclaims the
+    // socket.
     let config = SimConfig {
         server: Config {
-            linger: Some(secs(5)),
+            lingering_close: Some(secs(5)),
             ..Config::new()
         },
         client_buffers: (1024, 1024),
@@ -260,10 +261,50 @@ fn linger_bounds_a_close_the_peer_never_completes() {
     assert_eq!(net.server.pool_stats().closing, 1);
     net.advance(secs(2));
     assert_eq!(net.server.pool_stats().closing, 0);
-    assert_eq!(net.server.counters().linger_resets, 1);
+    assert_eq!(net.server.counters().lingering_resets, 1);
     let read = read_to_end(&mut net, Who::Client, &mut c);
     assert_eq!(read.data.len(), 1024, "what fit in the window");
     assert_eq!(read.end, Err(Error::ConnectionReset));
+}
+
+#[test]
+fn a_plain_close_neither_drains_input_nor_resets() {
+    // `lingering_close: None`: after the server closes, the client's late
+    // input is not drained, so its sends stall on the server's full receive
+    // window; nothing resets the live connection (no deadline, and the
+    // client's window probes keep `timeout` from firing) until the client
+    // gives up.
+    let config = SimConfig {
+        server: Config {
+            lingering_close: None,
+            ..Config::new()
+        },
+        ..SimConfig::default()
+    };
+    let mut net: SimNet<4, 4> = SimNet::new(config);
+    let mut l = listen(&mut net, 80, None);
+    let (mut c, s) = connected_pair(&mut net, &mut l, 80);
+    net.server.close(s).unwrap();
+    let data = pattern(64 * 1024, 5);
+    let mut sent = 0;
+    net.run_until(secs(120), |net| {
+        while let Ok(n) = net.client.send(&mut c, &data[sent..]) {
+            sent += n;
+        }
+        sent == data.len()
+    });
+    // The server's 4 KiB receive buffer and the client's 4 KiB send buffer.
+    assert!(
+        sent <= 2 * 4096,
+        "sent {sent}: the server drained its input"
+    );
+    let st = net.server.pool_stats();
+    assert_eq!(st.closing, 1, "{st:?}");
+    assert_eq!(net.server.counters().lingering_resets, 0);
+    assert!(net.wire.captured().iter().all(|p| !p.flags.rst));
+    net.client.abort(c).unwrap();
+    net.advance(secs(1));
+    assert_eq!(net.server.pool_stats().closing, 0);
 }
 
 #[test]

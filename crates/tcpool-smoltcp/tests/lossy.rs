@@ -106,6 +106,18 @@ fn check(seed: u64, loss: f64) {
 }
 
 #[test]
+fn the_same_seed_replays_the_same_faults() {
+    let run = |seed| {
+        let (_, _, net) = echo_through(seed, 0.05, 64 * 1024);
+        (net.wire.stats(), net.now())
+    };
+    let (a, b, other) = (run(7), run(7), run(8));
+    assert_eq!(a, b);
+    assert!(a.0.lost > 0 && a.0.reordered > 0, "{:?}", a.0);
+    assert_ne!(a, other);
+}
+
+#[test]
 fn one_megabyte_each_way_over_1_percent_loss_and_reordering() {
     check(1, 0.01);
 }

@@ -142,7 +142,7 @@ fn a_handshake_that_never_completes_is_reclaimed_after_the_handshake_timeout() {
 }
 
 #[test]
-fn keep_alive_keeps_an_idle_connection_open_past_the_timeout() {
+fn keepalive_keeps_an_idle_connection_open_past_the_timeout() {
     let mut net: SimNet<4, 4> = SimNet::new(SimConfig::default());
     let mut l = listen(&mut net, 80, None);
     let (mut c, mut s) = connected_pair(&mut net, &mut l, 80);
@@ -155,22 +155,22 @@ fn keep_alive_keeps_an_idle_connection_open_past_the_timeout() {
         .iter()
         .filter(|p| p.payload_len == 1)
         .count();
-    assert!(probes >= 10, "keep-alive probes: {probes}");
+    assert!(probes >= 10, "keepalive probes: {probes}");
     send_all(&mut net, Who::Client, &mut c, b"still");
     assert_eq!(read_exact(&mut net, Who::Server, &mut s, 5), b"still");
 }
 
 #[test]
-fn a_timeout_without_keep_alive_kills_idle_connections() {
-    // Why keep-alive is not optional: smoltcp's timeout counts from the
+fn a_timeout_without_keepalive_kills_idle_connections() {
+    // Why keepalive is not optional: smoltcp's timeout counts from the
     // peer's last packet, so an idle healthy connection times out.
-    let no_keep_alive = Config {
-        keep_alive: None,
+    let no_keepalive = Config {
+        keepalive: None,
         ..Config::new()
     };
     let config = SimConfig {
-        server: no_keep_alive,
-        client: no_keep_alive,
+        server: no_keepalive,
+        client: no_keepalive,
         ..SimConfig::default()
     };
     let mut net: SimNet<4, 4> = SimNet::new(config);

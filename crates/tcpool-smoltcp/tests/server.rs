@@ -20,37 +20,20 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::pattern;
+use common::{from_server, pattern};
 use embedded_nal::TcpClientStack;
+use tcpool_conformance::{Mode, Recorder};
 use tcpool_core::{CloseReason, Closed, Config, Conn, Handler, Server};
 use tcpool_smoltcp::sim::{SimConfig, SimNet, SimStack, WireConfig};
-use tcpool_smoltcp::{Config as StackConfig, ListenConfig, TcpHandle};
+use tcpool_smoltcp::{Config as StackConfig, Error, ListenConfig, TcpHandle};
 
 const PORT: u16 = 7;
 
 // ------------------------------------------------------------------ handlers
 
-/// Echoes everything; records every connection that ended.
-#[derive(Default)]
-struct Echo {
-    opened: usize,
-    closed: Vec<Closed>,
-}
-
-impl Handler for Echo {
-    type State = ();
-
-    fn on_open(&mut self, _conn: &mut Conn<'_>) {
-        self.opened += 1;
-    }
-
-    fn on_data(&mut self, conn: &mut Conn<'_>, _state: &mut (), data: &[u8]) -> usize {
-        conn.write(data)
-    }
-
-    fn on_closed(&mut self, closed: &Closed, _state: ()) {
-        self.closed.push(*closed);
-    }
+/// Echoes everything; records every connection and how it ended.
+fn echo() -> Recorder {
+    Recorder::new(Mode::Echo).counting_only()
 }
 
 /// Consumes everything and keeps each connection's bytes, handed over when
@@ -212,7 +195,7 @@ fn assert_no_resets<const S: usize, const C: usize>(net: &SimNet<S, C>) {
 #[test]
 fn echo_round_trip() {
     let mut net: SimNet<6, 4> = SimNet::new(SimConfig::default());
-    let mut server: Srv<Echo, 6, 4, 1024, 1024> = Server::new(Echo::default(), Config::new());
+    let mut server: Srv<Recorder, 6, 4, 1024, 1024> = Server::new(echo(), Config::new());
     server.listen(&mut net.server, PORT).expect("listen");
 
     let msg = b"hello, tcpool over smoltcp";
@@ -228,10 +211,10 @@ fn echo_round_trip() {
     // The client closes; the server sees the end of stream and closes too.
     c.close(&mut net);
     let ok = run(&mut net, &mut server, Duration::from_secs(5), |_, s| {
-        s.handler().closed.len() == 1
+        s.handler().closed().len() == 1
     });
     assert!(ok, "server did not see the close");
-    let closed = server.handler().closed[0];
+    let closed = server.handler().closed()[0];
     assert_eq!(closed.reason, CloseReason::PeerClosed);
     assert_eq!((closed.bytes_in, closed.bytes_out), (26, 26));
     net.advance(Duration::from_secs(60));
@@ -241,12 +224,50 @@ fn echo_round_trip() {
 }
 
 #[test]
+fn conn_abort_resets_the_peer_a_rst_on_the_wire_never_a_fin() {
+    // `Conn::abort` reaches `Backend::abort`, i.e. `Stack::abort`.
+    let mut net: SimNet<6, 4> = SimNet::new(SimConfig::default());
+    let mut server: Srv<Recorder, 6, 2, 1024, 1024> =
+        Server::new(Recorder::new(Mode::Lines { max: 64 }), Config::new());
+    server.listen(&mut net.server, PORT).expect("listen");
+    let mut c = Client::start(&mut net, b"hi\n".to_vec());
+    let ok = run(&mut net, &mut server, Duration::from_secs(5), |net, _| {
+        c.pump(net);
+        c.got == b"hi\n"
+    });
+    assert!(ok, "no echo: got {:?}", c.got);
+
+    // An established, idle connection: the handler aborts it.
+    net.wire.clear_capture();
+    let sock = c.sock.as_mut().expect("connected");
+    assert_eq!(net.client.send(sock, b"ABORT\n"), Ok(6));
+    let mut end = None;
+    let ok = run(&mut net, &mut server, Duration::from_secs(5), |net, _| {
+        let mut buf = [0u8; 64];
+        match net.client.receive(sock, &mut buf) {
+            Ok(0) => end = Some(Ok(())),
+            Ok(_) | Err(nb::Error::WouldBlock) => {}
+            Err(nb::Error::Other(e)) => end = Some(Err(e)),
+        }
+        end.is_some()
+    });
+    assert!(ok, "the client saw no end at all");
+    assert_eq!(end, Some(Err(Error::ConnectionReset)), "a reset, not a FIN");
+    let sent = from_server(&net);
+    assert!(sent.iter().any(|p| p.flags.rst), "no RST: {sent:?}");
+    assert!(sent.iter().all(|p| !p.flags.fin), "a FIN: {sent:?}");
+    assert_eq!(server.handler().reasons(), [CloseReason::Aborted]);
+    let st = net.server.pool_stats();
+    assert_eq!((st.open, st.closing), (0, 0), "{st:?}");
+}
+
+#[test]
 fn six_clients_on_four_slots_defer_then_serve_in_turn() {
     // 4 slots; the stack holds up to 4 sockets for the listener before
     // accept (2 listening + waiting connections), so the 2 extra clients
     // complete their handshake and wait in the emulated backlog.
     let mut net: SimNet<10, 8> = SimNet::new(SimConfig::default());
-    let mut server: Srv<Echo, 10, 4, 1024, 1024> = Server::new(Echo::default(), Config::new());
+    let mut server: Srv<Recorder, 10, 4, 1024, 1024> = Server::new(echo(), Config::new());
     server.listen(&mut net.server, PORT).expect("listen");
 
     let mut clients: Vec<Client> = (0..6)
@@ -272,7 +293,7 @@ fn six_clients_on_four_slots_defer_then_serve_in_turn() {
     );
     assert_eq!(server.active(), 4);
     assert!(server.stats().deferred >= 1);
-    assert!(server.handler().closed.is_empty(), "nobody may be closed");
+    assert!(server.handler().closed().is_empty(), "nobody may be closed");
     assert_eq!(net.server.pool_stats().pending, 2);
 
     // The 4 served connections are intact: they still echo.
@@ -307,14 +328,14 @@ fn six_clients_on_four_slots_defer_then_serve_in_turn() {
         let now_served = waiting.iter().filter(|&&i| served(&clients[i], i)).count();
         assert_eq!(now_served, round + 1);
         assert_eq!(server.active(), 4);
-        assert_eq!(server.handler().closed.len(), round + 1);
+        assert_eq!(server.handler().closed().len(), round + 1);
         assert_eq!(
-            server.handler().closed[round].reason,
+            server.handler().closed()[round].reason,
             CloseReason::PeerClosed
         );
     }
     // The first-come waiting client was served first.
-    assert_eq!(server.handler().opened, 6);
+    assert_eq!(server.handler().conns().len(), 6);
     assert_no_resets(&net);
 }
 
@@ -395,8 +416,7 @@ fn sim_config(wire: WireConfig) -> SimConfig {
 /// network, for its wire counters.
 fn pool_echo(wire: WireConfig, len: usize) -> SimNet<12, 8> {
     let mut net: SimNet<12, 8> = SimNet::new(sim_config(wire));
-    let mut server: Srv<Echo, 12, CLIENTS, 8192, 8192> =
-        Server::new(Echo::default(), Config::new());
+    let mut server: Srv<Recorder, 12, CLIENTS, 8192, 8192> = Server::new(echo(), Config::new());
     server.listen(&mut net.server, PORT).expect("listen");
     let mut clients: Vec<Client> = (0..CLIENTS)
         .map(|i| Client::start(&mut net, pattern(len, i as u8)))
@@ -421,13 +441,17 @@ fn pool_echo(wire: WireConfig, len: usize) -> SimNet<12, 8> {
         assert!(c.got == pattern(len, i as u8), "client {i}: echo differs");
     }
     let ok = run(&mut net, &mut server, Duration::from_secs(120), |_, s| {
-        s.handler().closed.len() == CLIENTS
+        s.handler().closed().len() == CLIENTS
     });
     assert!(ok, "server did not close every connection");
     let h = server.handler();
-    assert!(h.closed.iter().all(|c| c.reason == CloseReason::PeerClosed
-        && c.bytes_in == len as u64
-        && c.bytes_out == len as u64));
+    assert!(
+        h.closed()
+            .iter()
+            .all(|c| c.reason == CloseReason::PeerClosed
+                && c.bytes_in == len as u64
+                && c.bytes_out == len as u64)
+    );
     net
 }
 

@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant as StdInstant};
 
-use tcpool_core::{CloseReason, Closed, Config, Conn, Handler, Instant, Server};
+use tcpool_core::{CloseReason, Closed, Config, Conn, Handler, Instant, Server, Wait};
 use tcpool_smoltcp::tap::{self, TapConfig, TapStack};
 
 const INNER_ENV: &str = "TCPOOL_TAP_INNER";
@@ -279,8 +279,9 @@ fn serve(ready: mpsc::Sender<Result<(), String>>, stop: Arc<AtomicBool>, logs: [
     let _ = ready.send(Ok(()));
 
     let start = StdInstant::now();
+    let clock = || Instant::from_millis(start.elapsed().as_millis() as u64);
     while !stop.load(Ordering::Relaxed) {
-        let now = Instant::from_millis(start.elapsed().as_millis() as u64);
+        let now = clock();
         for _ in 0..64 {
             stack.poll(now);
             let a = slots.poll(&mut stack, now);
@@ -290,18 +291,19 @@ fn serve(ready: mpsc::Sender<Result<(), String>>, stop: Arc<AtomicBool>, logs: [
                 break;
             }
         }
-        stack.poll(now);
-        let mut delay = stack
-            .poll_delay(now)
-            .unwrap_or(Duration::MAX)
-            .min(Duration::from_millis(100));
-        for at in [slots.poll_at(), cycles.poll_at(), bulk.poll_at()]
+        // Wake at least every 100 ms to see `stop`.
+        let now = clock();
+        let deadline = [slots.poll_at(), cycles.poll_at(), bulk.poll_at()]
             .into_iter()
             .flatten()
-        {
-            delay = delay.min(at.saturating_duration_since(now));
-        }
-        tap::wait(&stack, Some(delay)).expect("wait on the TAP");
+            .fold(now + Duration::from_millis(100), Instant::min);
+        let interests = slots
+            .interests()
+            .chain(cycles.interests())
+            .chain(bulk.interests());
+        stack
+            .wait(interests, Some(deadline), now)
+            .expect("wait on the TAP");
     }
 }
 

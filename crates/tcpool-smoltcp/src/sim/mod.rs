@@ -33,11 +33,9 @@
 //! ```
 
 mod net;
-mod rng;
 mod wire;
 
 pub use net::{SimConfig, SimNet, SimStack};
-pub use rng::Rng;
 pub use wire::{
     PacketInfo, Side, SimDevice, SimRxToken, SimTxToken, TcpFlags, Verdict, Wire, WireConfig,
     WireStats,

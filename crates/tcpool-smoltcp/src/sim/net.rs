@@ -12,7 +12,7 @@ use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
 use tcpool_core::Instant;
 
 use super::wire::{SimDevice, Wire, WireConfig};
-use crate::stack::to_smol;
+use crate::stack::time::to_smol;
 use crate::{Config, Error, Stack, TcpHandle};
 
 /// A [`Stack`] over a simulated device, with `Vec`-backed socket buffers.

@@ -16,8 +16,7 @@ use smoltcp::time::Instant as SmolInstant;
 use smoltcp::wire::{IpProtocol, Ipv4Packet, TcpPacket};
 use tcpool_core::Instant;
 
-use super::rng::Rng;
-use crate::stack::from_smol_ceil;
+use crate::stack::time::from_smol_ceil;
 
 /// One end of a [`Wire`]. In a [`SimNet`](super::SimNet), `A` is the server
 /// and `B` the client.
@@ -232,7 +231,7 @@ impl Ord for Queued {
 
 struct WireState {
     config: WireConfig,
-    rng: Rng,
+    rng: fastrand::Rng,
     /// Packets in flight, by destination side, earliest first.
     queues: [BinaryHeap<Reverse<Queued>>; 2],
     seq: u64,
@@ -282,20 +281,20 @@ impl WireState {
             }
             Verdict::Deliver => {
                 let cfg = st.config;
-                if st.rng.chance(cfg.loss) {
+                if chance(&mut st.rng, cfg.loss) {
                     st.stats.lost += 1;
                     return;
                 }
                 let mut due = base;
-                if st.rng.chance(cfg.reorder) {
+                if chance(&mut st.rng, cfg.reorder) {
                     st.stats.reordered += 1;
-                    let max = micros(cfg.reorder_delay).max(1000) as u64;
-                    due += 1000 + st.rng.below(max) as i64;
+                    let max = micros(cfg.reorder_delay).max(1000);
+                    due += 1000 + st.rng.i64(0..max);
                 }
-                if st.rng.chance(cfg.duplicate) {
+                if chance(&mut st.rng, cfg.duplicate) {
                     st.stats.duplicated += 1;
-                    let extra = 1000 + st.rng.below(micros(cfg.reorder_delay).max(1000) as u64);
-                    st.push(to, due + extra as i64, data.clone());
+                    let extra = 1000 + st.rng.i64(0..micros(cfg.reorder_delay).max(1000));
+                    st.push(to, due + extra, data.clone());
                 }
                 st.push(to, due, data);
             }
@@ -317,6 +316,11 @@ impl WireState {
         self.stats.delivered += 1;
         Some(q.data)
     }
+}
+
+/// `true` with probability `p` (never for `p <= 0`).
+fn chance(rng: &mut fastrand::Rng, p: f64) -> bool {
+    p > 0.0 && rng.f64() < p
 }
 
 fn micros(d: Duration) -> i64 {
@@ -345,7 +349,7 @@ impl Wire {
     pub fn new(config: WireConfig) -> (Wire, SimDevice, SimDevice) {
         let state = Rc::new(RefCell::new(WireState {
             config,
-            rng: Rng::new(config.seed),
+            rng: fastrand::Rng::with_seed(config.seed),
             queues: [BinaryHeap::new(), BinaryHeap::new()],
             seq: 0,
             filter: None,
