@@ -400,3 +400,34 @@ fn bad_flags_are_refused_with_usage() {
         "only loopback is forwarded: {out:?}"
     );
 }
+
+#[test]
+#[ignore = "boots QEMU: run by ci/firmware.sh"]
+fn a_client_that_says_nothing_is_closed_by_the_request_timeout() {
+    let server = start(&[
+        "--listen",
+        ANY_PORT,
+        "--request-timeout-ms",
+        "500",
+        "--write-stall-ms",
+        "5000",
+    ]);
+    let mut mute = client(&server);
+    let mut talker = client(&server);
+    talker.write_all(b"hi\n").unwrap();
+    let mut buf = [0u8; 3];
+    talker.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"hi\n");
+    let closed = server.wait_closed(1, Duration::from_secs(30));
+    assert_eq!(
+        field(&closed[0], "reason"),
+        Some("request_timeout"),
+        "{closed:?}"
+    );
+    let (_, _) = read_to_eof(&mut mute);
+    talker.write_all(b"still\n").unwrap();
+    let mut buf = [0u8; 6];
+    talker.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"still\n", "the talker is kept");
+    finish(server);
+}

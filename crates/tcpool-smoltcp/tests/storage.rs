@@ -66,3 +66,20 @@ fn a_static_stack_storage_is_all_zero_and_lands_in_bss() {
     assert_eq!(section_of("NONZERO_CONTROL_IN_DATA"), ".data");
     assert_eq!(section_of("STACK_STORAGE_IN_BSS"), ".bss");
 }
+
+/// The server too: `Server::with_default_config` over this backend is all
+/// zero bytes (its slots, and `None` for every socket handle), so firmware
+/// sets its configuration at boot and the value costs nothing in the image.
+static SERVER_IN_BSS: ConstStaticCell<
+    tcpool_core::Server<Stack<'static, Loopback, 4>, tcpool_conformance::Echo, 4, 1024, 1024>,
+> = ConstStaticCell::new(tcpool_core::Server::with_default_config(
+    tcpool_conformance::Echo,
+));
+
+#[test]
+fn a_static_server_with_the_default_config_lands_in_bss() {
+    let server = SERVER_IN_BSS.take();
+    server.set_config(tcpool_core::Config::new().with_max_connections(2));
+    assert_eq!(server.max_connections(), 2);
+    assert_eq!(section_of("SERVER_IN_BSS"), ".bss");
+}

@@ -17,7 +17,8 @@ pub const DEFAULT_PORT: u16 = 7000;
 
 /// Usage text, printed after an error and for `--help`.
 pub const USAGE: &str = "usage: [--listen ADDR] [--max-connections N] \
-[--when-full defer|reject|evict-idlest] [--idle-timeout-ms MS] [--min-idle-ms MS] [--max-per-ip N]
+[--when-full defer|reject|evict-idlest] [--idle-timeout-ms MS] [--min-idle-ms MS] [--max-per-ip N] \
+[--request-timeout-ms MS] [--write-stall-ms MS]
 
   --listen ADDR          the firmware's IPv4 address and port (default 10.0.2.15:7000;
                          0.0.0.0 means 10.0.2.15); the subnet is /24, the gateway .2
@@ -27,7 +28,11 @@ pub const USAGE: &str = "usage: [--listen ADDR] [--max-connections N] \
                          longest-idle client (idle at least --min-idle-ms) to make room
   --idle-timeout-ms MS   close a client silent for MS milliseconds (default 0 = never)
   --min-idle-ms MS       with evict-idlest: never evict a client idle less than this (default 1000)
-  --max-per-ip N         at most N clients from one IP address at once (default 0 = no cap)";
+  --max-per-ip N         at most N clients from one IP address at once (default 0 = no cap)
+  --request-timeout-ms MS  close a client whose first byte does not arrive within MS
+                         milliseconds of the accept, reason request_timeout (default 0 = off)
+  --write-stall-ms MS    reset a client that takes none of its pending output for MS
+                         milliseconds, reason write_stall (default 0 = never)";
 
 /// What went wrong with the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +71,11 @@ pub struct Args {
     pub idle_timeout: Option<Duration>,
     /// At most this many clients per IP address.
     pub max_per_ip: Option<usize>,
+    /// A client's first byte must arrive within this many milliseconds of
+    /// the accept (0: no limit).
+    pub request_timeout_ms: u64,
+    /// Reset a client that takes none of its output for this long.
+    pub write_stall: Option<Duration>,
 }
 
 impl Args {
@@ -77,6 +87,8 @@ impl Args {
         let mut idle_ms = 0u64;
         let mut min_idle_ms = 1000u64;
         let mut max_per_ip = 0usize;
+        let mut request_timeout_ms = 0u64;
+        let mut stall_ms = 0u64;
         let mut it = line.split_ascii_whitespace();
         while let Some(flag) = it.next() {
             if flag == "--help" || flag == "-h" {
@@ -107,6 +119,8 @@ impl Args {
                 "--idle-timeout-ms" => idle_ms = number()?,
                 "--min-idle-ms" => min_idle_ms = number()?,
                 "--max-per-ip" => max_per_ip = usize::try_from(number()?).unwrap_or(usize::MAX),
+                "--request-timeout-ms" => request_timeout_ms = number()?,
+                "--write-stall-ms" => stall_ms = number()?,
                 _ => return Err(ArgError::UnknownFlag(flag)),
             }
         }
@@ -130,6 +144,8 @@ impl Args {
             when_full,
             idle_timeout: (idle_ms > 0).then(|| Duration::from_millis(idle_ms)),
             max_per_ip: (max_per_ip > 0).then_some(max_per_ip),
+            request_timeout_ms,
+            write_stall: (stall_ms > 0).then(|| Duration::from_millis(stall_ms)),
         })
     }
 
@@ -140,6 +156,7 @@ impl Args {
             .with_when_full(self.when_full)
             .with_idle_timeout(self.idle_timeout)
             .with_max_per_ip(self.max_per_ip)
+            .with_write_stall(self.write_stall)
             .with_reject_banner(b"busy\n")
     }
 }

@@ -18,10 +18,11 @@
 #![deny(unsafe_code)]
 
 use core::fmt::Write;
+use core::time::Duration;
 
 use smoltcp::iface::{Config as IfaceConfig, Interface};
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr, Ipv4Address};
-use static_cell::StaticCell;
+use static_cell::ConstStaticCell;
 use tcpool_core::{Closed, Conn, Handler, Instant, Server, Stats};
 use tcpool_smoltcp::{Config as StackConfig, ListenConfig, StackStorage};
 
@@ -59,20 +60,41 @@ const SHUTDOWN_FLUSH_MS: u64 = 200;
 type Net = tcpool_smoltcp::Stack<'static, Nic, SOCKETS>;
 type EchoServer = Server<Net, Echo, POOL, SLOT_RX, SLOT_TX>;
 
-static STORAGE: StaticCell<StackStorage<'static, SOCKETS, SOCKET_RX, SOCKET_TX>> =
-    StaticCell::new();
-static SERVER: StaticCell<EchoServer> = StaticCell::new();
+/// The stack's storage: all zero bytes, so in `.bss` and never built on
+/// the stack.
+static STORAGE: ConstStaticCell<StackStorage<'static, SOCKETS, SOCKET_RX, SOCKET_TX>> =
+    ConstStaticCell::new(StackStorage::new());
+/// The server lives here, all zero bytes, so in `.bss` (not built on the
+/// stack and not copied from the image): `with_default_config` and a
+/// handler whose fields are zero-valid; the configuration is set at boot.
+static SERVER: ConstStaticCell<EchoServer> =
+    ConstStaticCell::new(Server::with_default_config(Echo {
+        request_timeout_ms: 0,
+    }));
 
 /// Echoes input; what does not fit the transmit buffer stays in the
-/// receive buffer until output drains (backpressure, not loss).
-struct Echo;
+/// receive buffer until output drains (backpressure, not loss). With
+/// `--request-timeout-ms`, a client's first byte must arrive within that
+/// time of the accept. (Milliseconds as a `u64`, 0 = off, rather than an
+/// `Option<Duration>`, whose `None` is not zero bytes: the server's static
+/// stays in `.bss`.)
+struct Echo {
+    request_timeout_ms: u64,
+}
 
 impl Handler for Echo {
     type State = ();
 
-    fn on_open(&mut self, _conn: &mut Conn<'_>) {}
+    fn on_open(&mut self, conn: &mut Conn<'_>) {
+        if self.request_timeout_ms > 0 {
+            conn.set_deadline(conn.now() + Duration::from_millis(self.request_timeout_ms));
+        }
+    }
 
     fn on_data(&mut self, conn: &mut Conn<'_>, _: &mut (), data: &[u8]) -> usize {
+        if conn.deadline().is_some() {
+            conn.clear_deadline();
+        }
         conn.write(data)
     }
 
@@ -192,13 +214,15 @@ fn main(_hart: usize, dtb: usize) -> ! {
         fail(1, format_args!("route table full"));
     }
 
-    let storage = STORAGE.init_with(StackStorage::new);
+    let storage = STORAGE.take();
     let stack_config = StackConfig {
         listen: LISTEN,
         ..StackConfig::new()
     };
     let mut stack = Net::new(iface, nic, storage, stack_config);
-    let server = SERVER.init_with(|| Server::new(Echo, args.config()));
+    let server = SERVER.take();
+    server.set_config(args.config());
+    server.handler_mut().request_timeout_ms = args.request_timeout_ms;
     if let Err(e) = server.listen(&mut stack, args.listen.port()) {
         fail(1, format_args!("cannot listen on {}: {e:?}", args.listen));
     }

@@ -44,7 +44,7 @@ impl<D: Device, const N: usize> Stack<'_, D, N> {
             return Err(Error::InvalidState);
         }
         debug!("listener {} on port {}", l, port);
-        socket.0 = Kind::Listener(l);
+        *socket = TcpHandle::new(Kind::Listener(l));
         self.rearm();
         Ok(())
     }

@@ -14,8 +14,11 @@ use crate::error::Error;
 /// It is deliberately neither `Clone` nor `Copy`: `close` and `abort`
 /// consume it, so a handle can never outlive the pool socket it names.
 /// `listen()` turns a socket handle into a listener handle in place.
+///
+/// Stored as a non-zero number so that `Option<TcpHandle>`'s `None` is zero
+/// bytes: a server holding `Option`s of handles can live in `.bss`.
 #[derive(Debug, PartialEq, Eq)]
-pub struct TcpHandle(pub(super) Kind);
+pub struct TcpHandle(core::num::NonZeroU32);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Kind {
@@ -25,10 +28,31 @@ pub(super) enum Kind {
     Listener(u16),
 }
 
+/// The listener bit of a [`TcpHandle`]'s number.
+const LISTENER: u32 = 1 << 16;
+
 impl TcpHandle {
+    pub(super) fn new(kind: Kind) -> Self {
+        let n = match kind {
+            Kind::Socket(i) => u32::from(i),
+            Kind::Listener(l) => LISTENER | u32::from(l),
+        };
+        TcpHandle(core::num::NonZeroU32::MIN.saturating_add(n))
+    }
+
+    pub(super) fn kind(&self) -> Kind {
+        let n = self.0.get() - 1;
+        let index = (n & 0xFFFF) as u16;
+        if n & LISTENER != 0 {
+            Kind::Listener(index)
+        } else {
+            Kind::Socket(index)
+        }
+    }
+
     /// Whether this handle is a listener (after `listen()`).
     pub fn is_listener(&self) -> bool {
-        matches!(self.0, Kind::Listener(_))
+        matches!(self.kind(), Kind::Listener(_))
     }
 }
 
@@ -102,7 +126,7 @@ impl<D: Device, const N: usize> Stack<'_, D, N> {
     }
 
     pub(super) fn socket_index(&self, socket: &TcpHandle) -> Result<usize, Error> {
-        match socket.0 {
+        match socket.kind() {
             Kind::Socket(i) if (i as usize) < N => Ok(i as usize),
             _ => Err(Error::InvalidState),
         }

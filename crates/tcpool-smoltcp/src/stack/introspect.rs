@@ -124,7 +124,7 @@ impl<'a, D: Device, const N: usize> Stack<'a, D, N> {
     /// room or it failed (so that the error is seen). Handshaking sockets
     /// are ready for nothing.
     pub fn ready(&self, socket: &TcpHandle) -> Interest {
-        match socket.0 {
+        match socket.kind() {
             Kind::Listener(l) => {
                 let readable = self.pool.iter().any(|e| {
                     matches!(e.role, Role::Pending { listener, .. } if listener == l)

@@ -21,7 +21,7 @@ impl<D: Device, const N: usize> Stack<'_, D, N> {
     /// the pool as soon as the RST has been sent. On a listener: stop
     /// listening and reset the connections it still held (not accepted).
     pub fn abort(&mut self, socket: TcpHandle) -> Result<(), Error> {
-        match socket.0 {
+        match socket.kind() {
             Kind::Listener(l) => self.remove_listener(l, true),
             Kind::Socket(i) => {
                 let i = i as usize;
@@ -98,7 +98,7 @@ impl<D: Device, const N: usize> embedded_nal::TcpClientStack for Stack<'_, D, N>
             return Err(Error::OutOfSockets);
         };
         self.set_role(i, Role::Reserved { port: 0 });
-        Ok(TcpHandle(Kind::Socket(i as u16)))
+        Ok(TcpHandle::new(Kind::Socket(i as u16)))
     }
 
     /// Start (first call) or check an outgoing connection: `WouldBlock` while
@@ -180,7 +180,7 @@ impl<D: Device, const N: usize> embedded_nal::TcpClientStack for Stack<'_, D, N>
     /// Graceful close (FIN after the TX buffer drains), or stop a listener.
     /// The pool socket returns to the pool only once the close has completed.
     fn close(&mut self, socket: TcpHandle) -> Result<(), Error> {
-        match socket.0 {
+        match socket.kind() {
             Kind::Listener(l) => self.remove_listener(l, false),
             Kind::Socket(i) => {
                 let i = i as usize;
@@ -238,7 +238,7 @@ impl<D: Device, const N: usize> embedded_nal::TcpFullStack for Stack<'_, D, N> {
 
     /// Hand over the oldest established connection of this listener.
     fn accept(&mut self, socket: &mut TcpHandle) -> nb::Result<(TcpHandle, SocketAddr), Error> {
-        let Kind::Listener(l) = socket.0 else {
+        let Kind::Listener(l) = socket.kind() else {
             return Err(nb::Error::Other(Error::InvalidState));
         };
         if self.listeners.get(l as usize).copied().flatten().is_none() {
@@ -257,7 +257,10 @@ impl<D: Device, const N: usize> embedded_nal::TcpFullStack for Stack<'_, D, N> {
         self.set_role(i, Role::Open);
         self.counters.accepted = self.counters.accepted.wrapping_add(1);
         self.rearm();
-        Ok((TcpHandle(Kind::Socket(i as u16)), SocketAddr::from(peer)))
+        Ok((
+            TcpHandle::new(Kind::Socket(i as u16)),
+            SocketAddr::from(peer),
+        ))
     }
 }
 
