@@ -58,6 +58,10 @@ cargo clippy -p tcpool --features tap --examples --tests --locked -- -D warnings
 cargo test -p tcpool-smoltcp --features tap --test tap --locked
 cargo build --locked --features tap --example smoltcp_tap_echo
 cargo test --locked --features tap --test blackbox_tap
+# The async examples on embassy-net over a TAP device, driven the same way.
+cargo clippy --locked -p tcpool --features embassy-tap --examples --tests -- -D warnings
+cargo build --locked -p tcpool --features embassy-tap --examples
+cargo test --locked -p tcpool --features embassy-tap --test blackbox_embassy_tap
 
 stage firmware
 # tcpool as bare-metal riscv32 firmware in QEMU: build, the .data limit, the

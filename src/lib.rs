@@ -19,3 +19,8 @@ pub use tcpool_smoltcp as smoltcp;
 /// `lwip`).
 #[cfg(feature = "lwip")]
 pub use tcpool_lwip as lwip;
+
+/// The embassy-net backend, for async firmware: a socket pool with an
+/// emulated accept backlog, served by the async driver (feature `embassy`).
+#[cfg(feature = "embassy")]
+pub use tcpool_embassy as embassy;

@@ -5,6 +5,7 @@
 //! scripted faults (the next `n` accepts fail, a socket budget).
 
 use core::fmt;
+use core::task::Waker;
 use std::net::SocketAddr;
 
 use embedded_nal::{TcpClientStack, TcpError, TcpErrorKind, TcpFullStack};
@@ -142,6 +143,8 @@ pub struct FaultyStack<S> {
     socket_limit: Option<usize>,
     open: usize,
     counts: FaultCounts,
+    /// The async driver's waker ([`tcpool_core::AsyncBackend`]).
+    waker: Option<Waker>,
 }
 
 impl<S> FaultyStack<S> {
@@ -155,6 +158,7 @@ impl<S> FaultyStack<S> {
             socket_limit: None,
             open: 0,
             counts: FaultCounts::default(),
+            waker: None,
         }
     }
 
@@ -202,6 +206,16 @@ impl<S> FaultyStack<S> {
         self.counts
     }
 
+    /// An injected `WouldBlock`: counted, and, under the async driver,
+    /// its task woken at once (the next try may succeed: nothing else
+    /// would wake it).
+    fn injected_would_block(&mut self) {
+        self.counts.would_block += 1;
+        if let Some(w) = &self.waker {
+            w.wake_by_ref();
+        }
+    }
+
     fn at_limit(&self) -> bool {
         self.socket_limit.is_some_and(|l| self.open >= l)
     }
@@ -242,7 +256,7 @@ impl<S: TcpClientStack> TcpClientStack for FaultyStack<S> {
             return Err(nb::Error::Other(FaultError::Injected(Op::Send)));
         }
         if chance(&mut self.rng, self.faults.send_would_block) {
-            self.counts.would_block += 1;
+            self.injected_would_block();
             return Err(nb::Error::WouldBlock);
         }
         let mut len = buffer.len();
@@ -271,7 +285,7 @@ impl<S: TcpClientStack> TcpClientStack for FaultyStack<S> {
             return Err(nb::Error::Other(FaultError::Injected(Op::Receive)));
         }
         if chance(&mut self.rng, self.faults.receive_would_block) {
-            self.counts.would_block += 1;
+            self.injected_would_block();
             return Err(nb::Error::WouldBlock);
         }
         let mut len = buffer.len();
@@ -298,6 +312,29 @@ impl<S: tcpool_core::Backend> tcpool_core::Backend for FaultyStack<S> {
 
     fn local_addr(&self, socket: &S::TcpSocket) -> Option<SocketAddr> {
         self.inner.local_addr(socket)
+    }
+}
+
+/// The async driver over a faulty stack: the wrapped stack registers the
+/// waker for its own `WouldBlock`s; an injected one wakes the task at once.
+impl<S: tcpool_core::AsyncBackend> tcpool_core::AsyncBackend for FaultyStack<S> {
+    fn register_waker(&mut self, waker: &Waker) {
+        if !self.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            self.waker = Some(waker.clone());
+        }
+        self.inner.register_waker(waker);
+    }
+
+    fn register_interest(
+        &mut self,
+        socket: &S::TcpSocket,
+        interest: tcpool_core::Interest,
+    ) -> bool {
+        self.inner.register_interest(socket, interest)
+    }
+
+    fn poll_backend(&mut self, now: tcpool_core::Instant) -> Option<tcpool_core::Instant> {
+        self.inner.poll_backend(now)
     }
 }
 
@@ -328,7 +365,7 @@ impl<S: TcpFullStack> TcpFullStack for FaultyStack<S> {
             return Err(nb::Error::Other(FaultError::Injected(Op::Accept)));
         }
         if chance(&mut self.rng, self.faults.accept_would_block) {
-            self.counts.would_block += 1;
+            self.injected_would_block();
             return Err(nb::Error::WouldBlock);
         }
         let accepted = self

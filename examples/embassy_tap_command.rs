@@ -1,0 +1,204 @@
+//! The line-command server of the `command` example (`GET_TEMP`,
+//! `GET_HUMIDITY`, `PING`, `STATS`, `QUIT`, one per line) written as
+//! sequential async code: an [`AsyncHandler`] that reads a line, answers
+//! it and reads the next, over embassy-net on a Linux TAP device.
+//!
+//! Needs root for the TAP device and its network namespace; run it as the
+//! `embassy_tap_echo` example (same flags, same output lines), e.g.:
+//!
+//! ```sh
+//! cargo build --release --features embassy-tap --example embassy_tap_command
+//! sudo ip netns add tcpool-demo
+//! sudo ip netns exec tcpool-demo target/release/examples/embassy_tap_command \
+//!     --tap tcpt0 --ip 10.123.0.2/24 --listen-port 7001
+//! # in another terminal, once it prints `listening on 10.123.0.2:7001`:
+//! sudo ip -n tcpool-demo addr add 10.123.0.1/24 dev tcpt0
+//! sudo ip -n tcpool-demo link set tcpt0 up
+//! echo PING | sudo ip netns exec tcpool-demo nc -q 1 10.123.0.2 7001
+//! ```
+//!
+//! Unknown commands get `ERR unknown command`; a line over 128 bytes gets
+//! `ERR line too long` and the connection is closed (reason `protocol`).
+//! `STATS` answers with this handler's own counters (`active`, `accepted`,
+//! `bytes_in`, `bytes_out`: the connections it serves and the bytes it has
+//! read and written); an async handler does not see the pool's counters.
+
+#[path = "common/cli.rs"]
+mod cli;
+#[path = "common/embassy_tap.rs"]
+mod embassy_tap;
+#[path = "common/flags.rs"]
+mod flags;
+
+use std::cell::Cell;
+use std::fmt::Write as _;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use embedded_io_async::{BufRead, Write};
+use tcpool::async_handler::{AsyncConn, AsyncHandler, ConnError};
+use tcpool::framing::next_line;
+use tcpool::{CloseReason, Closed};
+
+/// The longest command line accepted, terminator not counted.
+const MAX_LINE: usize = 128;
+
+/// Answers commands from a simulated sensor.
+#[derive(Default)]
+struct Commands {
+    /// Readings taken, to make the simulated sensor move.
+    readings: Cell<u32>,
+    /// `--request-timeout-ms`: each line must be complete within this
+    /// time of its first byte, the first one within it of the accept.
+    line_timeout: Option<Duration>,
+    /// Connections being served now.
+    active: Cell<u64>,
+    /// Connections served so far.
+    accepted: Cell<u64>,
+    /// Bytes of commands read, terminators included.
+    bytes_in: Cell<u64>,
+    /// Bytes of answers written.
+    bytes_out: Cell<u64>,
+}
+
+/// One connection in `Commands::active`, until dropped.
+struct Active<'a>(&'a Cell<u64>);
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
+    }
+}
+
+/// What came of waiting for the next line.
+enum Next {
+    /// A command, without its terminator and surrounding spaces.
+    Line([u8; MAX_LINE], usize),
+    /// The peer finished (an unfinished last line is dropped).
+    End,
+    /// The line is over `MAX_LINE` bytes.
+    TooLong,
+}
+
+impl Commands {
+    /// The answer to one command; `None` for `QUIT` (after `BYE`).
+    fn answer(&self, line: &[u8], out: &mut String) -> Option<()> {
+        let reading = || {
+            let r = self.readings.get().wrapping_add(1);
+            self.readings.set(r);
+            r
+        };
+        let _ = match line {
+            b"PING" => out.write_str("PONG\n"),
+            b"GET_TEMP" => {
+                let tenths = 215 + (reading() % 10) as i32;
+                writeln!(out, "TEMP {}.{}", tenths / 10, tenths % 10)
+            }
+            b"GET_HUMIDITY" => writeln!(out, "HUMIDITY {}", 40 + reading() % 7),
+            b"STATS" => writeln!(
+                out,
+                "STATS active={} accepted={} bytes_in={} bytes_out={}",
+                self.active.get(),
+                self.accepted.get(),
+                self.bytes_in.get(),
+                self.bytes_out.get()
+            ),
+            b"QUIT" => {
+                out.push_str("BYE\n");
+                return None;
+            }
+            _ => out.write_str("ERR unknown command\n"),
+        };
+        Some(())
+    }
+
+    /// Waits for the next complete line and consumes it.
+    async fn next_line(&self, conn: &mut AsyncConn<'_>) -> Result<Next, ConnError> {
+        let mut have = 0;
+        loop {
+            let input = conn.fill_more(have).await?;
+            if input.len() <= have {
+                // Nothing more will come: the peer finished.
+                return Ok(Next::End);
+            }
+            if have == 0
+                && let Some(t) = self.line_timeout
+            {
+                // The first byte of a line: it has `t` to complete.
+                let deadline = conn.now() + t;
+                conn.set_deadline(deadline).await?;
+                continue;
+            }
+            match next_line(input, MAX_LINE) {
+                Ok(Some((line, used))) => {
+                    let line = line.trim_ascii();
+                    let mut copy = [0u8; MAX_LINE];
+                    copy[..line.len()].copy_from_slice(line);
+                    let len = line.len();
+                    conn.consume(used);
+                    self.bytes_in.set(self.bytes_in.get() + used as u64);
+                    if self.line_timeout.is_some() {
+                        conn.clear_deadline().await?;
+                    }
+                    return Ok(Next::Line(copy, len));
+                }
+                Ok(None) => have = input.len(),
+                Err(_) => return Ok(Next::TooLong),
+            }
+        }
+    }
+
+    async fn write(&self, conn: &mut AsyncConn<'_>, text: &[u8]) -> Result<(), ConnError> {
+        conn.write_all(text).await?;
+        self.bytes_out.set(self.bytes_out.get() + text.len() as u64);
+        Ok(())
+    }
+
+    async fn session(&self, conn: &mut AsyncConn<'_>) -> Result<(), CloseReason> {
+        if let Some(t) = self.line_timeout {
+            // The first line has `t` from the accept.
+            let deadline = conn.now() + t;
+            conn.set_deadline(deadline).await?;
+        }
+        let mut out = String::new();
+        loop {
+            let (line, len) = match self.next_line(conn).await? {
+                Next::Line(line, len) => (line, len),
+                Next::End => return Ok(()),
+                Next::TooLong => {
+                    self.write(conn, b"ERR line too long\n").await?;
+                    return Err(CloseReason::Protocol);
+                }
+            };
+            out.clear();
+            let more = self.answer(&line[..len], &mut out);
+            self.write(conn, out.as_bytes()).await?;
+            if more.is_none() {
+                return Ok(());
+            }
+        }
+    }
+}
+
+impl AsyncHandler for Commands {
+    async fn serve(&self, conn: &mut AsyncConn<'_>) -> Result<(), CloseReason> {
+        self.accepted.set(self.accepted.get() + 1);
+        self.active.set(self.active.get() + 1);
+        // Counted down even when the future is dropped (a reset, a timeout).
+        let _active = Active(&self.active);
+        self.session(conn).await
+    }
+
+    fn on_closed(&self, closed: &Closed) {
+        println!("closed {closed}");
+    }
+}
+
+fn main() -> ExitCode {
+    let args = embassy_tap::Args::parse();
+    let commands = Commands {
+        line_timeout: args.pool.request_timeout,
+        ..Commands::default()
+    };
+    embassy_tap::serve::<_, 512, 512>(&args, &commands)
+}
