@@ -113,18 +113,19 @@ impl Commands {
     }
 
     /// Waits for the next complete line and consumes it.
-    async fn next_line(&self, conn: &mut AsyncConn<'_>) -> Result<Next, ConnError> {
+    /// `first`: the first line, whose deadline was set at the accept.
+    async fn next_line(&self, conn: &mut AsyncConn<'_>, first: bool) -> Result<Next, ConnError> {
         let mut have = 0;
+        let mut timed = first;
         loop {
             let input = conn.fill_more(have).await?;
             if input.len() <= have {
                 // Nothing more will come: the peer finished.
                 return Ok(Next::End);
             }
-            if have == 0
-                && let Some(t) = self.line_timeout
-            {
+            if !timed && let Some(t) = self.line_timeout {
                 // The first byte of a line: it has `t` to complete.
+                timed = true;
                 let deadline = conn.now() + t;
                 conn.set_deadline(deadline).await?;
                 continue;
@@ -161,8 +162,11 @@ impl Commands {
             conn.set_deadline(deadline).await?;
         }
         let mut out = String::new();
+        let mut first = true;
         loop {
-            let (line, len) = match self.next_line(conn).await? {
+            let next = self.next_line(conn, first).await?;
+            first = false;
+            let (line, len) = match next {
                 Next::Line(line, len) => (line, len),
                 Next::End => return Ok(()),
                 Next::TooLong => {

@@ -453,6 +453,18 @@ impl embedded_io_async::Write for AsyncConn<'_> {
     }
 }
 
+/// Runs `io` until the pool is not busy (another task's `fill_buf` slice,
+/// which the driver ends): `Ok` once it ran, `Err` if the connection is
+/// gone.
+async fn retry(mut io: impl FnMut() -> Result<bool, ConnError>) -> Result<(), ConnError> {
+    poll_fn(|_| match io() {
+        Ok(true) => Poll::Ready(Ok(())),
+        Ok(false) => Poll::Pending,
+        Err(e) => Poll::Ready(Err(e)),
+    })
+    .await
+}
+
 /// One slot's task: waits for a connection in its slot, serves it until
 /// the handler returns or the pool ends it, closes it, and waits again.
 async fn lane_task<A: AsyncHandler>(slot: usize, handler: &A, lanes: &dyn Lanes) {
@@ -466,11 +478,16 @@ async fn lane_task<A: AsyncHandler>(slot: usize, handler: &A, lanes: &dyn Lanes)
         lane.served.set(Some(id));
         lane.kill.set(false);
         let mut peer = None;
-        let _ = lanes.with_io(slot, id, &mut |conn, _| {
-            peer = Some(conn.peer());
-            0
-        });
-        let Some(peer) = peer else { continue };
+        let reached = retry(|| {
+            lanes.with_io(slot, id, &mut |conn, _| {
+                peer = Some(conn.peer());
+                0
+            })
+        })
+        .await;
+        let (Ok(()), Some(peer)) = (reached, peer) else {
+            continue; // ended before its task started
+        };
         let mut conn = AsyncConn {
             lanes,
             slot,
@@ -495,13 +512,16 @@ async fn lane_task<A: AsyncHandler>(slot: usize, handler: &A, lanes: &dyn Lanes)
         // connection is still live, the driver ended it for holding the
         // pool across an await: a protocol error.
         let result = result.unwrap_or(Err(CloseReason::Protocol));
-        let _ = lanes.with_io(slot, id, &mut |conn, _| {
-            match result {
-                Ok(()) => conn.close(),
-                Err(reason) => conn.close_with(reason),
-            }
-            0
-        });
+        let _ = retry(|| {
+            lanes.with_io(slot, id, &mut |conn, _| {
+                match result {
+                    Ok(()) => conn.close(),
+                    Err(reason) => conn.close_with(reason),
+                }
+                0
+            })
+        })
+        .await;
         lanes.kick();
     }
 }
