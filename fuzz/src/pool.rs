@@ -346,6 +346,7 @@ impl Driver {
             }
             Step::Poll { seed, faults } => {
                 self.poll(&mut Answers::new(*seed, *faults));
+                self.check_wakeup();
             }
             Step::Advance { ms } => self.now = now + Duration::from_millis(u64::from(*ms)),
             Step::AdvanceFar { secs } => self.now = now + Duration::from_secs(u64::from(*secs)),
@@ -578,6 +579,26 @@ impl Driver {
         assert_eq!(self.pool.active(), 0, "connections left after a shutdown");
     }
 
+    /// After a poll: when a driver would sleep (no socket ready by the
+    /// pool's interests, no deadline passed), nothing may be left to do
+    /// now, or it waits for an event that may never come. Checked by a
+    /// poll with a stack that answers in full: it must move nothing.
+    fn check_wakeup(&mut self) {
+        let now = self.now;
+        if self.ready() || self.pool.poll_at().is_some_and(|t| t <= now) {
+            return;
+        }
+        let slots: Vec<_> = self.pool.slot_states().collect();
+        let interests: Vec<_> = (0..N).map(|i| self.pool.interest(i)).collect();
+        let poll_at = self.pool.poll_at();
+        let progressed = self.poll(&mut Answers::honest());
+        assert!(
+            !progressed,
+            "work left that no readiness and no deadline announces (slots {slots:?}, \
+             interests {interests:?}, poll_at {poll_at:?} at {now:?})"
+        );
+    }
+
     /// The invariants that hold between steps.
     fn check(&self) {
         let stats = self.pool.stats();
@@ -632,6 +653,26 @@ impl Driver {
         self.pool.active() == 0 && self.backlog.is_empty()
     }
 
+    /// Whether a readiness wait on the pool's interests would return now:
+    /// the listener has a client waiting, or a slot's socket has what its
+    /// interest asks for (input, end of stream or a reset to read; room to
+    /// send while peers read).
+    fn ready(&self) -> bool {
+        if self.pool.wants_listener() && !self.backlog.is_empty() {
+            return true;
+        }
+        (0..N).any(|i| {
+            let Some(p) = self.sockets[i] else {
+                return false;
+            };
+            let peer = &self.peers[p];
+            let interest = self.pool.interest(i);
+            let readable = !peer.unread.is_empty() || peer.fin || peer.reset;
+            let writable = !self.sends_blocked || peer.reset;
+            (interest.readable && readable) || (interest.writable && writable)
+        })
+    }
+
     /// Every peer ends, the application closes everything, time runs past
     /// every deadline; nothing may be left.
     fn finish(&mut self, sends_blocked: bool) {
@@ -642,7 +683,12 @@ impl Driver {
         }
         self.listening = true;
         self.pool.set_listening(true);
-        let mut stalls = 0;
+        // A driver that sleeps until a socket is ready (by the pool's
+        // interests) or the pool's deadline: polling again at once is only
+        // right when something is ready or due, and then the poll must move
+        // something (else it spins); with nothing ready and nothing due, the
+        // pool must have nothing left (else it never wakes again).
+        let mut spins = 0;
         for _ in 0..SETTLE_LIMIT {
             let now = self.now;
             for id in self.pool.handler().live() {
@@ -650,24 +696,30 @@ impl Driver {
             }
             let progressed = self.poll(&mut Answers::honest());
             self.check();
-            if progressed {
-                stalls = 0;
+            let ready = self.ready();
+            let next = self.pool.poll_at();
+            if ready || next.is_some_and(|t| t <= now) {
+                spins = if progressed { 0 } else { spins + 1 };
+                assert!(
+                    spins < 3,
+                    "the pool spins: ready {ready}, poll_at {next:?} at {now:?}, yet nothing \
+                     moves; slots {:?}",
+                    self.pool.slot_states().collect::<Vec<_>>()
+                );
                 continue;
             }
-            match self.pool.poll_at() {
+            match next {
+                Some(t) => self.now = t,
                 None if self.settled() => break,
-                Some(t) if t > now => self.now = t,
-                next => {
-                    stalls += 1;
-                    assert!(
-                        stalls < 3,
-                        "nothing moves and nothing is due (poll_at {next:?} at {now:?}), \
-                         yet {} connections and {} in the backlog are left; slots {:?}",
-                        self.pool.active(),
-                        self.backlog.len(),
-                        self.pool.slot_states().collect::<Vec<_>>()
-                    );
-                }
+                None => panic!(
+                    "nothing is ready and nothing is due, yet {} connections and {} in the \
+                     backlog are left (the driver would sleep for ever); slots {:?}, \
+                     interests {:?}",
+                    self.pool.active(),
+                    self.backlog.len(),
+                    self.pool.slot_states().collect::<Vec<_>>(),
+                    (0..N).map(|i| self.pool.interest(i)).collect::<Vec<_>>()
+                ),
             }
         }
         assert!(
@@ -750,6 +802,27 @@ pub(crate) mod tests {
             Step::Reset { peer: 1 },
             poll,
         ]));
+    }
+
+    #[test]
+    fn a_short_read_then_would_block_leaves_the_slot_awake() {
+        // Input left at the peer after a poll that stopped reading early
+        // must keep the slot readable (checked after each poll), for any
+        // handler that holds input back.
+        for seed in 0..50 {
+            let mut input = echo_input(vec![
+                Step::Connect { ip: 0 },
+                Step::Poll { seed, faults: 0 },
+                Step::Send {
+                    peer: 0,
+                    data: vec![7; 10],
+                },
+                Step::Poll { seed, faults: 3 },
+            ]);
+            input.behaviour.consume = crate::script::Consume::Nothing;
+            input.behaviour.echo = false;
+            run_input(&input);
+        }
     }
 
     #[test]
