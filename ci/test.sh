@@ -74,6 +74,17 @@ stage bench
 # (BENCHMARKS.md), never from CI.
 cargo bench --locked -p tcpool --benches -- --test
 
+stage soak
+# Release echo example, 100,000 connect-send-close cycles with clients that
+# read the reply and 100,000 with clients that do not: zero bytes lost, zero
+# failed connects, the server's descriptors back at their idle count.
+bash ci/soak.sh
+
+stage fuzz
+# cargo-fuzz targets (framing, the pure pool, the server over the
+# fault-injecting stack) for about a minute each on nightly; any crash fails.
+bash ci/fuzz.sh
+
 stage doc
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked
 
