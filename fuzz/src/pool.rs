@@ -27,7 +27,6 @@ use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use arbitrary::{Arbitrary, Unstructured};
-use tcpool_conformance::XorShift;
 use tcpool_core::embedded_nal::TcpErrorKind;
 use tcpool_core::pool::{Action, Admission, Event, Pool};
 use tcpool_core::{CloseReason, Config, Duration, Instant, SlotState, WhenFull};
@@ -189,14 +188,14 @@ pub struct Input {
 /// block; 4: short writes; 5: send errors; 6: accepts may block or fail;
 /// 7: zero-length answers (`Sent(0)`, `Received(0)`).
 pub struct Answers {
-    rng: XorShift,
+    rng: fastrand::Rng,
     mask: u8,
 }
 
 impl Answers {
     fn new(seed: u16, mask: u8) -> Self {
         Answers {
-            rng: XorShift::new(u64::from(seed)),
+            rng: fastrand::Rng::with_seed(u64::from(seed)),
             mask,
         }
     }
@@ -207,13 +206,13 @@ impl Answers {
     }
 
     fn on(&mut self, bit: u8, per_mille: u16) -> bool {
-        self.mask & (1 << bit) != 0 && self.rng.chance(per_mille)
+        self.mask & (1 << bit) != 0 && self.rng.u16(..1000) < per_mille
     }
 
     /// Up to `n` (at least 1 when `n > 0`), short with bit `bit`.
     fn amount(&mut self, n: usize, bit: u8) -> usize {
         if n > 1 && self.on(bit, 400) {
-            1 + self.rng.below(n as u64 - 1) as usize
+            1 + self.rng.usize(..n - 1)
         } else {
             n
         }
@@ -405,7 +404,7 @@ impl Driver {
             }
             assert!(self.listening, "the pool accepts while not listening");
             if answers.on(6, 300) {
-                if answers.rng.chance(500) {
+                if answers.rng.u16(..1000) < 500 {
                     self.accept_errors += 1;
                     self.pool.accept_failed(now);
                 }
