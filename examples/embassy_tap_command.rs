@@ -29,6 +29,8 @@ mod cli;
 mod embassy_tap;
 #[path = "common/flags.rs"]
 mod flags;
+#[path = "common/tap_args.rs"]
+mod tap_args;
 
 use std::cell::Cell;
 use std::fmt::Write as _;
@@ -199,7 +201,7 @@ impl AsyncHandler for Commands {
 }
 
 fn main() -> ExitCode {
-    let args = embassy_tap::Args::parse();
+    let args = embassy_tap::TapArgs::parse(embassy_tap::POOL);
     let commands = Commands {
         line_timeout: args.pool.request_timeout,
         ..Commands::default()

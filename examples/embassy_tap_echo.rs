@@ -35,6 +35,8 @@ mod cli;
 mod embassy_tap;
 #[path = "common/flags.rs"]
 mod flags;
+#[path = "common/tap_args.rs"]
+mod tap_args;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -75,7 +77,7 @@ impl AsyncHandler for Echo {
 }
 
 fn main() -> ExitCode {
-    let args = embassy_tap::Args::parse();
+    let args = embassy_tap::TapArgs::parse(embassy_tap::POOL);
     let echo = Echo {
         request_timeout: args.pool.request_timeout,
     };

@@ -36,8 +36,10 @@ mod cli;
 mod echo;
 #[path = "common/flags.rs"]
 mod flags;
+#[path = "common/tap_args.rs"]
+mod tap_args;
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -46,8 +48,9 @@ use std::time::{Duration, Instant as StdInstant};
 use tcpool::smoltcp::tap::{self, TapConfig, TapStack};
 use tcpool::{Instant, Server};
 
-use cli::{Cli, PoolArgs, print_stats};
+use cli::print_stats;
 use echo::Echo;
+use tap_args::TapArgs;
 
 /// Slots compiled in; `--max-connections` may use up to this many.
 const POOL: usize = 16;
@@ -57,80 +60,8 @@ const SOCKETS: usize = POOL + 16;
 
 type Stack = TapStack<SOCKETS>;
 
-const CLI: Cli = Cli {
-    pool: POOL,
-    synopsis: "--tap NAME --ip ADDR/PREFIX [--gateway ADDR] [--listen-port PORT]",
-    help: "  --tap NAME             TAP device to attach to (created if missing; needs root then)
-  --ip ADDR/PREFIX       the smoltcp side's address, e.g. 10.123.0.2/24
-  --gateway ADDR         default route for the smoltcp side (optional)
-  --listen-port PORT     port to listen on (default 7000)",
-};
-
-/// The command line: the network flags and the pool flags.
-struct Args {
-    tap: String,
-    ip: Ipv4Addr,
-    prefix: u8,
-    gateway: Option<Ipv4Addr>,
-    port: u16,
-    pool: PoolArgs,
-}
-
-impl Args {
-    /// Parses the process arguments; prints usage and exits on a mistake
-    /// (exit code 2) or after `--help` (exit code 0).
-    fn parse() -> Args {
-        let mut tap = None;
-        let mut cidr = None;
-        let mut gateway = None;
-        let mut port = 7000u16;
-        let pool = CLI.parse_or_exit(|flag| {
-            match flag.name() {
-                "--tap" => tap = Some(flag.text()?),
-                "--ip" => {
-                    let text = flag.text()?;
-                    let (ip, prefix) = text
-                        .split_once('/')
-                        .ok_or_else(|| flag.bad(&text, "expected ADDR/PREFIX"))?;
-                    let ip: Ipv4Addr = ip
-                        .parse()
-                        .map_err(|_| flag.bad(&text, "not an IPv4 address"))?;
-                    let prefix: u8 = prefix
-                        .parse()
-                        .ok()
-                        .filter(|p| *p <= 32)
-                        .ok_or_else(|| flag.bad(&text, "bad prefix length"))?;
-                    cidr = Some((ip, prefix));
-                }
-                "--gateway" => gateway = Some(flag.parse("not an IPv4 address")?),
-                "--listen-port" => {
-                    port = flag.parse("not a port")?;
-                    if port == 0 {
-                        return Err(flag.bad("0", "port 0 is not a port to listen on"));
-                    }
-                }
-                _ => return Ok(false),
-            }
-            Ok(true)
-        });
-        fn required(flag: &str) -> ! {
-            flags::fail(&CLI.usage(), &format!("{flag} is required"))
-        }
-        let tap = tap.unwrap_or_else(|| required("--tap"));
-        let (ip, prefix) = cidr.unwrap_or_else(|| required("--ip"));
-        Args {
-            tap,
-            ip,
-            prefix,
-            gateway,
-            port,
-            pool,
-        }
-    }
-}
-
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = TapArgs::parse(POOL);
     let mut config = TapConfig::new(&args.tap, args.ip, args.prefix);
     config.gateway = args.gateway;
     let mut stack: Stack = match tap::open(&config) {

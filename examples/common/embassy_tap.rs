@@ -11,7 +11,7 @@
 //! due (smoltcp's retransmits and delayed ACKs, tcpool's deadlines).
 
 use std::future::Future;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::pin::pin;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -31,8 +31,8 @@ use tcpool::embassy::{
     Config as PoolConfig, EmbassyClock, HoldSyns, ListenConfig, Pool, PoolStack, SynHold,
 };
 
-use super::cli::{Cli, PoolArgs, print_stats};
-use super::flags;
+use super::cli::print_stats;
+pub use super::tap_args::TapArgs;
 
 /// Slots compiled in; `--max-connections` may use up to this many.
 pub const POOL: usize = 16;
@@ -48,79 +48,6 @@ pub type Stack = PoolStack<'static, 'static, SOCKETS>;
 /// The network driver: the TAP device, refused SYNs held.
 type Driver = HoldSyns<'static, TunTapDevice>;
 
-const CLI: Cli = Cli {
-    pool: POOL,
-    synopsis: "--tap NAME --ip ADDR/PREFIX [--gateway ADDR] [--listen-port PORT]",
-    help: "  --tap NAME             TAP device to attach to (created if missing; needs root then)
-  --ip ADDR/PREFIX       the embassy-net side's address, e.g. 10.123.0.2/24
-  --gateway ADDR         default route for the embassy-net side (optional)
-  --listen-port PORT     port to listen on (default 7000)",
-};
-
-/// The command line: the network flags and the pool flags.
-pub struct Args {
-    tap: String,
-    ip: Ipv4Addr,
-    prefix: u8,
-    gateway: Option<Ipv4Addr>,
-    port: u16,
-    /// The pool flags.
-    pub pool: PoolArgs,
-}
-
-impl Args {
-    /// Parses the process arguments; prints usage and exits on a mistake
-    /// (exit code 2) or after `--help` (exit code 0).
-    pub fn parse() -> Args {
-        let mut tap = None;
-        let mut cidr = None;
-        let mut gateway = None;
-        let mut port = 7000u16;
-        let pool = CLI.parse_or_exit(|flag| {
-            match flag.name() {
-                "--tap" => tap = Some(flag.text()?),
-                "--ip" => {
-                    let text = flag.text()?;
-                    let (ip, prefix) = text
-                        .split_once('/')
-                        .ok_or_else(|| flag.bad(&text, "expected ADDR/PREFIX"))?;
-                    let ip: Ipv4Addr = ip
-                        .parse()
-                        .map_err(|_| flag.bad(&text, "not an IPv4 address"))?;
-                    let prefix: u8 = prefix
-                        .parse()
-                        .ok()
-                        .filter(|p| *p <= 32)
-                        .ok_or_else(|| flag.bad(&text, "bad prefix length"))?;
-                    cidr = Some((ip, prefix));
-                }
-                "--gateway" => gateway = Some(flag.parse("not an IPv4 address")?),
-                "--listen-port" => {
-                    port = flag.parse("not a port")?;
-                    if port == 0 {
-                        return Err(flag.bad("0", "port 0 is not a port to listen on"));
-                    }
-                }
-                _ => return Ok(false),
-            }
-            Ok(true)
-        });
-        fn required(flag: &str) -> ! {
-            flags::fail(&CLI.usage(), &format!("{flag} is required"))
-        }
-        let tap = tap.unwrap_or_else(|| required("--tap"));
-        let (ip, prefix) = cidr.unwrap_or_else(|| required("--ip"));
-        Args {
-            tap,
-            ip,
-            prefix,
-            gateway,
-            port,
-            pool,
-        }
-    }
-}
-
 /// The embassy-net stack on the TAP device, and the socket pool on it.
 struct Net {
     pool: &'static Pool<'static, SOCKETS>,
@@ -130,7 +57,7 @@ struct Net {
 impl Net {
     /// Opens (or creates) the TAP device and builds the stack on it. The
     /// stack, its sockets and their buffers live as long as the process.
-    fn open(args: &Args) -> std::io::Result<Net> {
+    fn open(args: &TapArgs) -> std::io::Result<Net> {
         let device = TunTapDevice::new(&args.tap)?;
         let hold: &'static SynHold = Box::leak(Box::new(SynHold::new()));
         let resources: &'static mut StackResources<{ SOCKETS + 2 }> =
@@ -169,7 +96,7 @@ impl Net {
 /// its `POOL` handler futures), one `closed ...` line per connection (the
 /// handler prints it), and `stats ...` after SIGINT or SIGTERM.
 pub fn serve<A: AsyncHandler, const RX: usize, const TX: usize>(
-    args: &Args,
+    args: &TapArgs,
     handler: &A,
 ) -> ExitCode {
     let mut net = match Net::open(args) {
