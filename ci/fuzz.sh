@@ -3,8 +3,13 @@
 # past crash (a plain `cargo test`), then runs each cargo-fuzz target for a
 # bounded time on the nightly toolchain and fails on any crash.
 #
-#   ci/fuzz.sh                 every target, 60 s each
-#   FUZZ_SECONDS=10 ci/fuzz.sh a shorter run
+#   ci/fuzz.sh                 every target, a fixed number of runs each
+#                              (about a minute on the build machine), at
+#                              most 120 s
+#   FUZZ_SECONDS=10 ci/fuzz.sh a shorter time bound
+#   FUZZ_SEED=0 ci/fuzz.sh     a random seed and no run limit: an exploring
+#                              run (CI's is seeded, so that a green run here
+#                              is a green run there; explore with this)
 #   ci/fuzz.sh pool            one target
 #
 # A crash leaves its input in fuzz/artifacts/TARGET/ (libFuzzer prints it
@@ -14,7 +19,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 
-SECONDS_PER_TARGET="${FUZZ_SECONDS:-60}"
+SECONDS_PER_TARGET="${FUZZ_SECONDS:-120}"
+SEED="${FUZZ_SEED:-1}"
+# Runs per target for CI's seeded run (about a minute each on 2 cores).
+runs_for() {
+    if [ "$SEED" = 0 ]; then
+        echo -1
+        return
+    fi
+    case "$1" in
+        framing) echo 2000000 ;;
+        pool) echo 100000 ;;
+        server) echo 120000 ;;
+        *) echo -1 ;;
+    esac
+}
 TARGETS=("$@")
 if [ ${#TARGETS[@]} -eq 0 ]; then
     TARGETS=(framing pool server)
@@ -60,13 +79,14 @@ cargo +nightly fuzz build "${FUZZ_FLAGS[@]}"
 
 summary=()
 for target in "${TARGETS[@]}"; do
-    stage "run $target (${SECONDS_PER_TARGET}s)"
+    stage "run $target (seed $SEED, at most ${SECONDS_PER_TARGET}s)"
     # New inputs go to a scratch directory; the committed seeds are read only.
     scratch="$(mktemp -d)"
     log="$(mktemp)"
     set +e
     cargo +nightly fuzz run "${FUZZ_FLAGS[@]}" "$target" "$scratch" "corpus/$target" -- \
-        -max_total_time="$SECONDS_PER_TARGET" -max_len=4096 -timeout=20 \
+        -max_total_time="$SECONDS_PER_TARGET" -seed="$SEED" -runs="$(runs_for "$target")" \
+        -max_len=4096 -timeout=20 \
         -print_final_stats=1 >"$log" 2>&1
     status=$?
     set -e

@@ -512,3 +512,49 @@ fn output_the_peer_never_takes_is_reset_after_write_stall() {
     assert_eq!(stuck(&mut p, i, t(350)), Some("abort"));
     assert_eq!(p.handler().reasons(), [CloseReason::WriteStall]);
 }
+
+/// Holds every input (a frame that never completes) and keeps the
+/// connection open after the peer's end of stream.
+#[derive(Default)]
+struct Holder {
+    events: Vec<&'static str>,
+}
+
+impl Handler for Holder {
+    type State = ();
+    fn on_open(&mut self, _: &mut Conn<'_>) {}
+    fn on_data(&mut self, _: &mut Conn<'_>, _: &mut (), _: &[u8]) -> usize {
+        self.events.push("data");
+        0
+    }
+    fn on_peer_closed(&mut self, _: &mut Conn<'_>, _: &mut ()) {
+        self.events.push("peer_closed");
+    }
+}
+
+#[test]
+fn input_left_at_the_peers_end_is_never_offered_again_after_on_peer_closed() {
+    let mut p: Pool<Holder, 1, 16, 16> = Pool::new(Holder::default(), Config::new());
+    p.set_listening(true);
+    p.begin_poll(t(0));
+    assert!(matches!(p.admit(peer(2, 1), t(0)), Admission::Open { .. }));
+    if let Action::Receive(buf) = p.next_action(0, t(1)) {
+        buf[..3].copy_from_slice(b"par");
+    }
+    p.complete(0, t(1), Event::Received(3));
+    assert!(matches!(p.next_action(0, t(1)), Action::Receive(_)));
+    p.complete(0, t(1), Event::EndOfStream);
+    assert_eq!(p.next_action(0, t(1)), Action::Done);
+    assert_eq!(p.handler().events, ["data", "peer_closed"]);
+    // Output written later drains: the held input is not offered again.
+    let id = ConnId::new(0);
+    p.with_conn(id, t(2), |conn, _| assert_eq!(conn.write(b"late"), 4));
+    assert_eq!(p.next_action(0, t(2)), Action::Send(b"late"));
+    p.complete(0, t(2), Event::Sent(4));
+    assert_eq!(p.next_action(0, t(2)), Action::Done);
+    assert_eq!(
+        p.handler().events,
+        ["data", "peer_closed"],
+        "no on_data after on_peer_closed"
+    );
+}

@@ -634,7 +634,13 @@ impl<St, const RX: usize, const TX: usize> Slot<St, RX, TX> {
                 }
             });
         }
-        while self.rx_dirty && !self.rx.is_empty() && self.request == Request::None {
+        // Never after `on_peer_closed`: input the handler left then (a frame
+        // that cannot complete) is not offered again when output drains.
+        while self.rx_dirty
+            && !self.rx.is_empty()
+            && self.request == Request::None
+            && !self.eof_reported
+        {
             let (mut conn, state, input) = self.parts(now, stats);
             let Some(state) = state else { break };
             let used = handler.on_data(&mut conn, state, input);
