@@ -169,3 +169,100 @@ impl<S: TcpFullStack> Backend for NoReset<S> {
         None
     }
 }
+
+/// What a client whose SYN finds its port full experiences, on a backend
+/// that emulates an accept backlog (smoltcp, embassy-net).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Overflow {
+    /// The SYN is dropped silently, as by a full Linux accept queue: the
+    /// client retransmits it (after 1 s, then backing off) and connects once
+    /// a listening socket is armed again, unless its own connect timeout
+    /// expires first. The default.
+    Hold,
+    /// The SYN is answered with a RST (the stack's own behaviour): the
+    /// client sees *connection refused* at once.
+    Refuse,
+}
+
+/// How a listener emulates an accept backlog on a stack that has none
+/// (smoltcp, embassy-net: there a socket is one listener and then one
+/// connection).
+///
+/// A listener keeps [`backlog`](Self::backlog) sockets of the backend's
+/// pool listening on its port. A socket that catches a SYN leaves the
+/// listening set and becomes a pending connection, and a fresh socket is
+/// armed in its place (each backend says when), as long as the listener
+/// holds fewer than [`max_queued`](Self::max_queued) sockets not yet
+/// accepted (listening + handshaking + established) and the pool has a free
+/// socket.
+///
+/// The port is *full* when none of its sockets is listening: the pool is
+/// exhausted, or `max_queued` is reached because the application is not
+/// accepting. A SYN arriving then is held or refused according to
+/// [`overflow`](Self::overflow). Connections already established are never
+/// touched to make room. Size the pool so that
+/// `sockets >= connections + sum(max_queued) + sockets kept for outgoing
+/// clients`, remembering that a closed connection keeps its socket until
+/// its FIN is acknowledged.
+///
+/// ```
+/// use tcpool_core::backend::{ListenConfig, Overflow};
+///
+/// let config = ListenConfig::new(0, 0).with_overflow(Overflow::Refuse);
+/// let effective = config.normalized();
+/// assert_eq!((effective.backlog, effective.max_queued), (1, 1));
+/// assert_eq!(ListenConfig::default(), ListenConfig::new(2, 4));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ListenConfig {
+    /// Sockets kept listening on the port: how many SYNs one burst can
+    /// catch at once. At least 1 (0 is treated as 1).
+    pub backlog: u8,
+    /// Upper bound on the sockets this listener holds before they are
+    /// accepted. Never less than `backlog` (smaller values are raised).
+    pub max_queued: u8,
+    /// What happens to a SYN that finds no socket listening.
+    pub overflow: Overflow,
+}
+
+impl ListenConfig {
+    /// `backlog` listening sockets, at most `max_queued` held before
+    /// accept, SYNs held when full ([`Overflow::Hold`]).
+    pub const fn new(backlog: u8, max_queued: u8) -> Self {
+        ListenConfig {
+            backlog,
+            max_queued,
+            overflow: Overflow::Hold,
+        }
+    }
+
+    /// The same, with `overflow` for SYNs that find the port full.
+    pub const fn with_overflow(self, overflow: Overflow) -> Self {
+        ListenConfig { overflow, ..self }
+    }
+
+    /// The effective values: `backlog >= 1`, `max_queued >= backlog`.
+    pub const fn normalized(self) -> Self {
+        let backlog = if self.backlog == 0 { 1 } else { self.backlog };
+        let max_queued = if self.max_queued < backlog {
+            backlog
+        } else {
+            self.max_queued
+        };
+        ListenConfig {
+            backlog,
+            max_queued,
+            overflow: self.overflow,
+        }
+    }
+}
+
+impl Default for ListenConfig {
+    /// Two sockets listening, up to four held before accept, SYNs held
+    /// when full.
+    fn default() -> Self {
+        ListenConfig::new(2, 4)
+    }
+}

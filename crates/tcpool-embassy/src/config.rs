@@ -1,88 +1,18 @@
 //! Settings of a [`Pool`](crate::Pool): backlog, timeouts, keepalive,
 //! lingering close.
+//!
+//! The backlog settings, [`ListenConfig`] and [`Overflow`], are the core's
+//! (`tcpool_core::backend`), shared with the smoltcp backend. On
+//! embassy-net a fresh socket is armed at the next turn of the backend (the
+//! task is woken for it); embassy-net handles a whole burst of frames in
+//! one poll of its runner, so the SYNs of a burst past the `backlog` find
+//! no listener. [`Overflow::Hold`] needs the network driver wrapped in a
+//! [`HoldSyns`](crate::HoldSyns): their refusal is then withheld and the
+//! clients retransmit, never reset.
 
 use core::time::Duration;
 
-/// What a client whose SYN finds its port full experiences.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum Overflow {
-    /// The SYN is dropped silently, as by a full Linux accept queue: the
-    /// client retransmits it (after 1 s, then backing off) and connects once
-    /// a listening socket is armed again. Needs the network driver wrapped
-    /// in a [`HoldSyns`](crate::HoldSyns). The default.
-    Hold,
-    /// The SYN is answered with a RST (embassy-net's own behaviour): the
-    /// client sees "connection refused" at once.
-    Refuse,
-}
-
-/// How a listener emulates an accept backlog (embassy-net has none: a
-/// socket is one listener and then one connection).
-///
-/// A listener keeps [`backlog`](Self::backlog) sockets of the pool
-/// listening on its port. A socket that catches a SYN leaves the listening
-/// set and becomes a pending connection, and a fresh socket is armed in its
-/// place at the next turn of the backend (the task is woken for it), as long
-/// as the listener holds fewer than [`max_queued`](Self::max_queued)
-/// sockets not yet accepted (listening + handshaking + established) and the
-/// budget has a free socket.
-///
-/// embassy-net handles a whole burst of frames in one poll of its runner,
-/// so no socket can be re-armed between two SYNs of a burst: the SYNs past
-/// the `backlog` find no listener. With [`Overflow::Hold`] they are held
-/// (their refusal is withheld, the clients retransmit), never reset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct ListenConfig {
-    /// Sockets kept listening on the port: how many SYNs one burst can
-    /// catch at once. At least 1 (0 is treated as 1).
-    pub backlog: u8,
-    /// Upper bound on the sockets this listener holds before they are
-    /// accepted. Never less than `backlog` (smaller values are raised).
-    pub max_queued: u8,
-    /// What happens to a SYN that finds no socket listening.
-    pub overflow: Overflow,
-}
-
-impl ListenConfig {
-    /// `backlog` listening sockets, at most `max_queued` held before
-    /// accept, SYNs held when full ([`Overflow::Hold`]).
-    pub const fn new(backlog: u8, max_queued: u8) -> Self {
-        ListenConfig {
-            backlog,
-            max_queued,
-            overflow: Overflow::Hold,
-        }
-    }
-
-    /// The same, with `overflow` for SYNs that find the port full.
-    pub const fn with_overflow(self, overflow: Overflow) -> Self {
-        ListenConfig { overflow, ..self }
-    }
-
-    /// The effective values: `backlog >= 1`, `max_queued >= backlog`.
-    pub(crate) const fn normalized(self) -> Self {
-        let backlog = if self.backlog == 0 { 1 } else { self.backlog };
-        let max_queued = if self.max_queued < backlog {
-            backlog
-        } else {
-            self.max_queued
-        };
-        ListenConfig {
-            backlog,
-            max_queued,
-            overflow: self.overflow,
-        }
-    }
-}
-
-impl Default for ListenConfig {
-    /// Two sockets listening, up to four held before accept, SYNs held.
-    fn default() -> Self {
-        ListenConfig::new(2, 4)
-    }
-}
+pub use tcpool_core::backend::{ListenConfig, Overflow};
 
 /// Settings of a [`Pool`](crate::Pool).
 ///

@@ -1,94 +1,15 @@
 //! Stack-wide settings: timeouts, keepalive, lingering close, backlog
 //! defaults.
+//!
+//! The backlog settings, [`ListenConfig`] and [`Overflow`], are the core's
+//! (`tcpool_core::backend`), shared with the embassy-net backend. On
+//! smoltcp a fresh pool socket is armed within the same
+//! [`Stack::poll`](crate::Stack::poll) in which one caught a SYN, before
+//! the next incoming packet is processed.
 
 use core::time::Duration;
 
-/// What a client whose SYN finds its port full experiences.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum Overflow {
-    /// The SYN is dropped silently, as by a full Linux accept queue: the
-    /// client retransmits it (smoltcp and Linux clients after 1 s, then
-    /// backing off) and connects once the application accepts or a socket
-    /// frees, unless its own connect timeout expires first. The default.
-    Hold,
-    /// The SYN is answered with a RST (smoltcp's own behaviour): the client
-    /// sees *connection refused* (`ECONNREFUSED`) at once.
-    Refuse,
-}
-
-/// How a listener emulates an accept backlog (smoltcp has no accept queue).
-///
-/// A listener keeps [`backlog`](Self::backlog) pool sockets in LISTEN on its
-/// port. A socket that catches a SYN leaves the listening set at once and
-/// becomes the (pending) connection, and a fresh pool socket is armed in its
-/// place within the same [`Stack::poll`](crate::Stack::poll), before the next
-/// incoming packet is processed — as long as the listener holds fewer than
-/// [`max_queued`](Self::max_queued) sockets that have not been accepted yet
-/// (listening + handshaking + established-but-not-accepted) and the pool has a
-/// free socket.
-///
-/// The port is *full* when none of its sockets is listening: the pool is
-/// exhausted, or `max_queued` is reached because the application is not
-/// accepting. A SYN arriving then is held or refused according to
-/// [`overflow`](Self::overflow). Connections already established (accepted
-/// or queued) are never touched to make room. Size the pool so that
-/// `N >= connections + sum(max_queued) + sockets kept for outgoing clients`,
-/// remembering that a closed connection keeps its socket until its FIN is
-/// acknowledged (a lost ACK costs a 1 s retransmission).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct ListenConfig {
-    /// Sockets kept listening on the port: how many SYNs can be caught
-    /// between two polls. At least 1 (0 is treated as 1).
-    pub backlog: u8,
-    /// Upper bound on the pool sockets this listener holds before they are
-    /// accepted: listening, handshaking, and established but not yet accepted.
-    /// Never less than `backlog` (smaller values are raised to it).
-    pub max_queued: u8,
-    /// What happens to a SYN that finds the port full.
-    pub overflow: Overflow,
-}
-
-impl ListenConfig {
-    /// `backlog` listening sockets, at most `max_queued` held before accept,
-    /// SYNs held when full ([`Overflow::Hold`]).
-    pub const fn new(backlog: u8, max_queued: u8) -> Self {
-        ListenConfig {
-            backlog,
-            max_queued,
-            overflow: Overflow::Hold,
-        }
-    }
-
-    /// The same, with `overflow` for SYNs that find the port full.
-    pub const fn with_overflow(self, overflow: Overflow) -> Self {
-        ListenConfig { overflow, ..self }
-    }
-
-    /// The effective values: `backlog >= 1`, `max_queued >= backlog`.
-    pub(crate) const fn normalized(self) -> Self {
-        let backlog = if self.backlog == 0 { 1 } else { self.backlog };
-        let max_queued = if self.max_queued < backlog {
-            backlog
-        } else {
-            self.max_queued
-        };
-        ListenConfig {
-            backlog,
-            max_queued,
-            overflow: self.overflow,
-        }
-    }
-}
-
-impl Default for ListenConfig {
-    /// Two sockets listening, up to four held before accept, SYNs held
-    /// when full.
-    fn default() -> Self {
-        ListenConfig::new(2, 4)
-    }
-}
+pub use tcpool_core::backend::{ListenConfig, Overflow};
 
 /// Settings of a [`Stack`](crate::Stack).
 ///
