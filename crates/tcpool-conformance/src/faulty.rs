@@ -313,6 +313,28 @@ impl<S: tcpool_core::Backend> tcpool_core::Backend for FaultyStack<S> {
     fn local_addr(&self, socket: &S::TcpSocket) -> Option<SocketAddr> {
         self.inner.local_addr(socket)
     }
+
+    // Readiness is the wrapped stack's: an injected `WouldBlock` on a
+    // socket it reports ready is reported again (readiness is level-
+    // triggered), as a spurious wake-up would be.
+    fn reports_ready(&self) -> bool {
+        self.inner.reports_ready()
+    }
+
+    fn watch(
+        &mut self,
+        socket: &S::TcpSocket,
+        token: usize,
+        interest: tcpool_core::Interest,
+    ) -> Result<(), Self::Error> {
+        self.inner
+            .watch(socket, token, interest)
+            .map_err(FaultError::Stack)
+    }
+
+    fn take_ready(&mut self, tokens: core::ops::Range<usize>, ready: &mut dyn FnMut(usize)) {
+        self.inner.take_ready(tokens, ready);
+    }
 }
 
 /// The async driver over a faulty stack: the wrapped stack registers the

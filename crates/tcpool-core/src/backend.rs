@@ -52,6 +52,46 @@ pub trait Backend: TcpFullStack {
     /// port the stack chose), or `None` if it is not bound or the stack
     /// cannot tell.
     fn local_addr(&self, socket: &Self::TcpSocket) -> Option<SocketAddr>;
+
+    /// Whether this backend reports which sockets became ready
+    /// ([`watch`](Self::watch) and [`take_ready`](Self::take_ready)). If it
+    /// does, a server's poll services only the sockets reported ready, the
+    /// slots with work of their own and the slots whose deadline is due, so
+    /// its cost follows the traffic, not the pool size. If not (the
+    /// default), every poll tries every connection's socket.
+    fn reports_ready(&self) -> bool {
+        false
+    }
+
+    /// The server's interest in `socket` changed to `interest`: from now
+    /// on, report `token` through [`take_ready`](Self::take_ready) whenever
+    /// the socket has what `interest` asks for (or has failed, or its peer
+    /// hung up), until the next `watch` of the same socket or its close.
+    /// [`Interest::NONE`]: stop reporting it. A server calls this only when
+    /// an interest changes, and never for a socket it has closed; closing a
+    /// socket ends its watch. An error ends that connection (counted as a
+    /// stack error). Only called if [`reports_ready`](Self::reports_ready).
+    fn watch(
+        &mut self,
+        socket: &Self::TcpSocket,
+        token: usize,
+        interest: Interest,
+    ) -> Result<(), Self::Error> {
+        let _ = (socket, token, interest);
+        Ok(())
+    }
+
+    /// Calls `ready` once for each token in `tokens` whose socket was found
+    /// ready since the last call, and forgets them (tokens outside `tokens`
+    /// belong to another server on the same stack and are kept for it). A
+    /// backend must not miss readiness when the server is polled without a
+    /// wait in between: it checks again here, without blocking, if needed.
+    /// Reporting a token that is not ready is allowed (the server's read or
+    /// write answers `WouldBlock`); leaving out one that is, is not. Only
+    /// called if [`reports_ready`](Self::reports_ready).
+    fn take_ready(&mut self, tokens: core::ops::Range<usize>, ready: &mut dyn FnMut(usize)) {
+        let _ = (tokens, ready);
+    }
 }
 
 /// A backend that can sleep until a socket is ready or a deadline passes.

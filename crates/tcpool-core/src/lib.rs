@@ -31,9 +31,11 @@ pub mod interest;
 #[cfg(feature = "mock")]
 pub mod mock;
 pub mod pool;
+mod sched;
 pub mod server;
 pub mod slot;
 pub mod stats;
+pub mod storage;
 pub mod time;
 
 pub use asynch::{AsyncBackend, Clock};

@@ -18,6 +18,8 @@ use std::vec::Vec;
 
 use embedded_nal::{TcpClientStack, TcpErrorKind, TcpFullStack};
 
+use crate::Interest;
+
 /// Errors of the mock stack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -92,6 +94,10 @@ struct Net {
     sockets: usize,
     next_client_port: u16,
     accept_errors: usize,
+    /// Whether the stack reports readiness ([`MockStack::set_reports_ready`]).
+    reports_ready: bool,
+    /// What each watched socket is watched for, and its token.
+    watches: BTreeMap<SockState, (usize, Interest)>,
 }
 
 impl Net {
@@ -108,7 +114,7 @@ impl Net {
 #[derive(Debug)]
 pub struct MockSocket(SockState);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum SockState {
     Fresh,
     Bound(u16),
@@ -150,8 +156,29 @@ impl MockStack {
                 sockets: 0,
                 next_client_port: 40000,
                 accept_errors: 0,
+                reports_ready: false,
+                watches: BTreeMap::new(),
             })),
         }
+    }
+
+    /// Makes the stack report readiness ([`Backend::reports_ready`]): a
+    /// server on it then services only the sockets reported ready, as on a
+    /// backend with epoll. Readiness is level-triggered and computed at
+    /// each [`take_ready`](Backend::take_ready) from the buffers, so a
+    /// server that forgets to watch a socket stalls (what the tests of the
+    /// ready path look for).
+    ///
+    /// [`Backend::reports_ready`]: crate::Backend::reports_ready
+    /// [`Backend::take_ready`]: crate::Backend::take_ready
+    pub fn set_reports_ready(&self, on: bool) {
+        self.net.borrow_mut().reports_ready = on;
+    }
+
+    /// How many sockets are watched now (on a stack that reports
+    /// readiness).
+    pub fn watched(&self) -> usize {
+        self.net.borrow().watches.len()
     }
 
     /// Connects a client to `port`. Succeeds while the listener's backlog has
@@ -375,6 +402,7 @@ impl TcpClientStack for MockStack {
     fn close(&mut self, socket: MockSocket) -> Result<(), MockError> {
         let mut net = self.net.borrow_mut();
         net.sockets = net.sockets.saturating_sub(1);
+        net.watches.remove(&socket.0);
         match socket.0 {
             SockState::Conn(i) => {
                 let p = &mut net.pipes[i];
@@ -407,6 +435,7 @@ impl crate::Backend for MockStack {
         if let SockState::Conn(i) = socket.0 {
             let mut net = self.net.borrow_mut();
             net.sockets = net.sockets.saturating_sub(1);
+            net.watches.remove(&socket.0);
             let p = &mut net.pipes[i];
             p.server_closed = true;
             p.server_reset = true;
@@ -423,6 +452,47 @@ impl crate::Backend for MockStack {
                 Some(SocketAddr::new(SERVER_IP, port))
             }
             _ => None,
+        }
+    }
+
+    fn reports_ready(&self) -> bool {
+        self.net.borrow().reports_ready
+    }
+
+    fn watch(
+        &mut self,
+        socket: &MockSocket,
+        token: usize,
+        interest: Interest,
+    ) -> Result<(), MockError> {
+        let mut net = self.net.borrow_mut();
+        if interest.is_none() {
+            net.watches.remove(&socket.0);
+        } else {
+            net.watches.insert(socket.0, (token, interest));
+        }
+        Ok(())
+    }
+
+    fn take_ready(&mut self, tokens: core::ops::Range<usize>, ready: &mut dyn FnMut(usize)) {
+        let net = self.net.borrow();
+        let window = net.config.window;
+        for (socket, &(token, interest)) in &net.watches {
+            let is_ready = match *socket {
+                SockState::Conn(i) => {
+                    let p = &net.pipes[i];
+                    p.client_reset
+                        || (interest.readable && (!p.to_server.is_empty() || p.client_fin))
+                        || (interest.writable && p.to_client.len() < window)
+                }
+                SockState::Listening(port) => {
+                    interest.readable && net.listeners.get(&port).is_some_and(|q| !q.is_empty())
+                }
+                SockState::Fresh | SockState::Bound(_) => false,
+            };
+            if is_ready && tokens.contains(&token) {
+                ready(token);
+            }
         }
     }
 }

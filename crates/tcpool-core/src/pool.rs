@@ -43,6 +43,7 @@
 //! pool.end_poll()
 //! ```
 
+use core::borrow::{Borrow, BorrowMut};
 use core::net::SocketAddr;
 use core::time::Duration;
 
@@ -52,8 +53,10 @@ use crate::config::{Config, WhenFull};
 use crate::fmt::{debug, warning};
 use crate::handler::{CloseReason, Conn, ConnId, Handler, Request};
 use crate::interest::Interest;
+use crate::sched::{DeadlineQueue, Lru, ReadyQueue};
 use crate::slot::{Slot, SlotState, Step};
 use crate::stats::{Stats, bump};
+use crate::storage::{Inline, Storage};
 use crate::time::Instant;
 
 /// What to do with a client the stack just accepted.
@@ -168,10 +171,20 @@ static DEFAULT_CONFIG: Config = Config::new();
 /// assert_eq!(pool.next_action(0, now), Action::Done);
 /// assert!(pool.end_poll());
 /// ```
-pub struct Pool<H: Handler, const N: usize, const RX: usize, const TX: usize> {
+pub struct Pool<H, const N: usize, const RX: usize, const TX: usize, M = Inline>
+where
+    H: Handler,
+    M: Storage,
+{
     handler: H,
     settings: Settings,
-    slots: [Slot<H::State, RX, TX>; N],
+    slots: M::Array<Slot<H::State, RX, TX>, N>,
+    /// Slots to service at the next poll.
+    ready: ReadyQueue<N>,
+    /// Live slots, least recently active first.
+    lru: Lru<N>,
+    /// Each slot's next request, write-stall or linger deadline.
+    timers: DeadlineQueue<N>,
     stats: Stats,
     next_id: u32,
     accept_retry_at: Option<Instant>,
@@ -181,22 +194,7 @@ pub struct Pool<H: Handler, const N: usize, const RX: usize, const TX: usize> {
     last_now: Instant,
 }
 
-impl<H: Handler, const N: usize, const RX: usize, const TX: usize> Pool<H, N, RX, TX> {
-    const SIZES_OK: () = {
-        assert!(N > 0, "a server needs at least one slot (N > 0)");
-        assert!(N <= u16::MAX as usize, "at most 65535 slots");
-        assert!(RX > 0, "the receive buffer must not be empty (RX > 0)");
-        assert!(TX > 0, "the transmit buffer must not be empty (TX > 0)");
-        assert!(RX <= u32::MAX as usize, "a receive buffer is at most 4 GiB");
-        assert!(
-            TX <= u32::MAX as usize,
-            "a transmit buffer is at most 4 GiB"
-        );
-    };
-
-    /// Bytes one slot takes in memory: its buffers and state.
-    pub const SLOT_BYTES: usize = core::mem::size_of::<Slot<H::State, RX, TX>>();
-
+impl<H: Handler, const N: usize, const RX: usize, const TX: usize> Pool<H, N, RX, TX, Inline> {
     /// A pool with `handler` and `config`. Sizes that make no sense (`N`,
     /// `RX` or `TX` of zero) fail to compile.
     pub const fn new(handler: H, config: Config) -> Self {
@@ -216,6 +214,9 @@ impl<H: Handler, const N: usize, const RX: usize, const TX: usize> Pool<H, N, RX
             handler,
             settings: Settings::Default,
             slots: [const { Slot::new() }; N],
+            ready: ReadyQueue::new(),
+            lru: Lru::new(),
+            timers: DeadlineQueue::new(),
             stats: Stats::new(),
             next_id: 0,
             accept_retry_at: None,
@@ -224,6 +225,58 @@ impl<H: Handler, const N: usize, const RX: usize, const TX: usize> Pool<H, N, RX
             progressed: false,
             last_now: Instant::ZERO,
         }
+    }
+}
+
+impl<H, const N: usize, const RX: usize, const TX: usize, M> Pool<H, N, RX, TX, M>
+where
+    H: Handler,
+    M: Storage,
+{
+    const SIZES_OK: () = {
+        assert!(N > 0, "a server needs at least one slot (N > 0)");
+        assert!(N < u16::MAX as usize, "at most 65534 slots");
+        assert!(RX > 0, "the receive buffer must not be empty (RX > 0)");
+        assert!(TX > 0, "the transmit buffer must not be empty (TX > 0)");
+        assert!(RX <= u32::MAX as usize, "a receive buffer is at most 4 GiB");
+        assert!(
+            TX <= u32::MAX as usize,
+            "a transmit buffer is at most 4 GiB"
+        );
+    };
+
+    /// Bytes one slot takes in memory: its buffers and state.
+    pub const SLOT_BYTES: usize = core::mem::size_of::<Slot<H::State, RX, TX>>();
+
+    /// A pool with `handler` and `config` whose slots are built in place in
+    /// storage `M` (see [`storage`](crate::storage)): with a storage that
+    /// allocates, the slots never pass through the stack.
+    pub fn new_in(handler: H, config: Config) -> Self {
+        #[allow(clippy::let_unit_value)]
+        let () = Self::SIZES_OK;
+        Pool {
+            handler,
+            settings: Settings::Set(config),
+            slots: M::build(Slot::new),
+            ready: ReadyQueue::new(),
+            lru: Lru::new(),
+            timers: DeadlineQueue::new(),
+            stats: Stats::new(),
+            next_id: 0,
+            accept_retry_at: None,
+            listening: false,
+            deferring: false,
+            progressed: false,
+            last_now: Instant::ZERO,
+        }
+    }
+
+    fn slots(&self) -> &[Slot<H::State, RX, TX>; N] {
+        self.slots.borrow()
+    }
+
+    fn slots_mut(&mut self) -> &mut [Slot<H::State, RX, TX>; N] {
+        self.slots.borrow_mut()
     }
 
     // -------------------------------------------------------------- access
@@ -240,6 +293,12 @@ impl<H: Handler, const N: usize, const RX: usize, const TX: usize> Pool<H, N, RX
     /// `max_connections` closes nobody.
     pub fn set_config(&mut self, config: Config) {
         self.settings = Settings::Set(config);
+        // Deadlines that depend on the configuration (the write stall).
+        for i in 0..N {
+            if !self.slots()[i].is_free() {
+                self.refresh(i);
+            }
+        }
     }
 
     /// The handler.
@@ -277,12 +336,12 @@ impl<H: Handler, const N: usize, const RX: usize, const TX: usize> Pool<H, N, RX
 
     /// The state of slot `i`.
     pub fn slot_state(&self, i: usize) -> SlotState {
-        self.slots[i].state()
+        self.slots()[i].state()
     }
 
     /// The state of each slot, in slot order.
     pub fn slot_states(&self) -> impl Iterator<Item = SlotState> + '_ {
-        self.slots.iter().map(|s| s.state())
+        self.slots().iter().map(|s| s.state())
     }
 
     /// Whether the driver has a listening socket (set by the driver).
@@ -304,19 +363,26 @@ impl<H: Handler, const N: usize, const RX: usize, const TX: usize> Pool<H, N, RX
         now: Instant,
         f: impl FnOnce(&mut Conn<'_>, &mut H::State) -> R,
     ) -> Option<R> {
+        let i = self.slot_of(id)?;
         let Pool { slots, stats, .. } = self;
-        let slot = slots.iter_mut().find(|s| s.is_live() && s.id() == id)?;
-        slot.with_conn(now, stats, |conn, state| state.map(|s| f(conn, s)))
+        let result =
+            slots.borrow_mut()[i].with_conn(now, stats, |conn, state| state.map(|s| f(conn, s)));
+        // Output written here is sent at the next poll.
+        self.ready.push(i);
+        self.refresh(i);
+        result
     }
 
     /// The slot a live connection is in.
     pub fn slot_of(&self, id: ConnId) -> Option<usize> {
-        self.slots.iter().position(|s| s.is_live() && s.id() == id)
+        self.slots()
+            .iter()
+            .position(|s| s.is_live() && s.id() == id)
     }
 
     /// The id of the live connection in slot `i`, if any.
     pub fn live_id(&self, i: usize) -> Option<ConnId> {
-        let slot = self.slots.get(i)?;
+        let slot = self.slots().get(i)?;
         slot.is_live().then(|| slot.id())
     }
 
@@ -332,22 +398,120 @@ impl<H: Handler, const N: usize, const RX: usize, const TX: usize> Pool<H, N, RX
         f: impl FnOnce(&mut Conn<'_>, &[u8]) -> (R, usize),
     ) -> Option<R> {
         let Pool { slots, stats, .. } = self;
-        let slot = slots.get_mut(i).filter(|s| s.is_live() && s.id() == id)?;
-        Some(slot.with_io(now, stats, f))
+        let slot = slots
+            .borrow_mut()
+            .get_mut(i)
+            .filter(|s| s.is_live() && s.id() == id)?;
+        let result = slot.with_io(now, stats, f);
+        // Output written here is sent, and room made here is filled, at the
+        // next poll.
+        self.ready.push(i);
+        self.refresh(i);
+        Some(result)
     }
 
     /// The unconsumed input of the live connection `id` in slot `i`.
     pub fn input(&self, i: usize, id: ConnId) -> Option<&[u8]> {
-        let slot = self.slots.get(i).filter(|s| s.is_live() && s.id() == id)?;
+        let slot = self
+            .slots()
+            .get(i)
+            .filter(|s| s.is_live() && s.id() == id)?;
         Some(slot.input())
     }
 
     // --------------------------------------------------------------- polls
 
     /// Starts a poll at `now` (which must not go backwards).
+    ///
+    /// Slots whose deadline has come (a request deadline, a write stall,
+    /// the end of a linger, the idle timeout) join the ready set.
     pub fn begin_poll(&mut self, now: Instant) {
         self.last_now = now;
         self.progressed = false;
+        while let Some(i) = self.timers.pop_due(now) {
+            self.ready.push(i);
+        }
+        if let Some(idle) = self.config().idle_timeout {
+            let mut at = self.lru.first();
+            while let Some(i) = at {
+                if !self.slots()[i].idle_for(now, idle) {
+                    break;
+                }
+                self.ready.push(i);
+                at = self.lru.after(i);
+            }
+        }
+    }
+
+    /// Slot `i`'s socket is ready (as the backend reports): it joins the
+    /// ready set, to be serviced at the next poll.
+    pub fn mark_ready(&mut self, i: usize) {
+        if i < N {
+            self.ready.push(i);
+        }
+    }
+
+    /// How many slots are in the ready set. A driver that services only
+    /// ready slots takes this many with [`next_ready`](Self::next_ready) in
+    /// one poll; a slot that becomes ready again meanwhile waits for the next
+    /// poll (each ready slot gets one turn per poll, in the order it became
+    /// ready).
+    pub fn ready_len(&self) -> usize {
+        self.ready.len()
+    }
+
+    /// Takes the next slot from the ready set: the driver services it
+    /// ([`next_action`](Self::next_action) until [`Action::Done`]).
+    pub fn next_ready(&mut self) -> Option<usize> {
+        self.ready.pop()
+    }
+
+    /// Brings slot `i`'s entries in the ready set, the activity list and the
+    /// deadline queue up to date after something happened to it.
+    fn refresh(&mut self, i: usize) {
+        let write_stall = self.config().write_stall;
+        let slot = &self.slots()[i];
+        match slot.state() {
+            SlotState::Free => {
+                self.lru.remove(i);
+                self.timers.set(i, None);
+            }
+            SlotState::Open | SlotState::PeerClosed => {
+                let since = slot.last_activity();
+                let due = match (
+                    slot.deadline(),
+                    write_stall.and_then(|d| slot.stall_deadline(d)),
+                ) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                let work = slot.has_work_now();
+                let to_back = match self.lru.last() {
+                    Some(last) if last == i => false,
+                    Some(last) => {
+                        !self.lru.contains(i) || since >= self.slots()[last].last_activity()
+                    }
+                    None => true,
+                };
+                if to_back {
+                    self.lru.push_back(i);
+                }
+                self.timers.set(i, due);
+                if work {
+                    self.ready.push(i);
+                }
+            }
+            SlotState::Closing { deadline, .. } => {
+                let flushed = slot.tx_is_empty();
+                self.lru.remove(i);
+                if flushed {
+                    self.timers.set(i, None);
+                    self.ready.push(i);
+                } else {
+                    self.timers.set(i, Some(deadline));
+                }
+            }
+        }
     }
 
     /// Ends a poll: true if anything happened since
@@ -363,13 +527,28 @@ impl<H: Handler, const N: usize, const RX: usize, const TX: usize> Pool<H, N, RX
 
     /// The slot to evict under `EvictIdlest`: live, idle at least
     /// `min_idle`, idle longest, oldest id on ties.
+    ///
+    /// The least recently active slot heads the activity list; only the
+    /// slots as idle as it are looked at.
     fn eviction_candidate(&self, now: Instant, min_idle: Duration) -> Option<usize> {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.is_live() && s.idle_for(now, min_idle))
-            .min_by_key(|(_, s)| (s.last_activity(), s.id()))
-            .map(|(i, _)| i)
+        let slots = self.slots();
+        let first = self.lru.first()?;
+        if !slots[first].idle_for(now, min_idle) {
+            return None;
+        }
+        let since = slots[first].last_activity();
+        let mut best = first;
+        let mut at = self.lru.after(first);
+        while let Some(i) = at {
+            if slots[i].last_activity() != since {
+                break;
+            }
+            if slots[i].id() < slots[best].id() {
+                best = i;
+            }
+            at = self.lru.after(i);
+        }
+        Some(best)
     }
 
     /// Whether an accepted client could be placed or refused at `now`.
@@ -444,7 +623,7 @@ impl<H: Handler, const N: usize, const RX: usize, const TX: usize> Pool<H, N, RX
             };
         }
         let over_ip_cap = config.max_per_ip.is_some_and(|cap| {
-            self.slots
+            self.slots()
                 .iter()
                 .filter(|s| !s.is_free() && s.peer().ip() == peer.ip())
                 .count()
@@ -471,15 +650,15 @@ impl<H: Handler, const N: usize, const RX: usize, const TX: usize> Pool<H, N, RX
             bump(&mut self.stats.evicted);
             debug!(
                 "evicting conn {} (idlest) for a new client",
-                self.slots[victim].id()
+                self.slots.borrow_mut()[victim].id()
             );
             self.release(victim, CloseReason::Evicted, true, now);
             // The driver aborts the victim's socket as part of this
             // admission, not through a later action.
-            self.slots[victim].set_step(Step::Idle);
+            self.slots.borrow_mut()[victim].set_step(Step::Idle);
             evicted = Some(victim);
         }
-        let Some(i) = self.slots.iter().position(|s| s.is_free()) else {
+        let Some(i) = self.slots().iter().position(|s| s.is_free()) else {
             // Unreachable while `active` is kept right; refuse rather than panic.
             bump(&mut self.stats.refused);
             return Admission::Refuse { banner: b"" };
@@ -495,10 +674,17 @@ impl<H: Handler, const N: usize, const RX: usize, const TX: usize> Pool<H, N, RX
             handler,
             ..
         } = self;
-        let slot = &mut slots[i];
+        let slot = &mut slots.borrow_mut()[i];
         slot.open(id, peer, now);
         let state = slot.with_conn(now, stats, |conn, _| handler.on_open(conn));
         slot.set_user(state);
+        if let Some(victim) = evicted {
+            self.refresh(victim);
+        }
+        // A new connection gets a turn at once: input may be waiting, and
+        // its socket is not watched yet.
+        self.ready.push(i);
+        self.refresh(i);
         Admission::Open { slot: i, evicted }
     }
 
@@ -506,7 +692,7 @@ impl<H: Handler, const N: usize, const RX: usize, const TX: usize> Pool<H, N, RX
     /// handler, and leaves the socket for the driver to close (or abort,
     /// with `reset`) at its next action.
     fn release(&mut self, i: usize, reason: CloseReason, reset: bool, now: Instant) {
-        let slot = &mut self.slots[i];
+        let slot = &mut self.slots.borrow_mut()[i];
         if slot.is_free() {
             return;
         }
@@ -527,7 +713,7 @@ impl<H: Handler, const N: usize, const RX: usize, const TX: usize> Pool<H, N, RX
 
     /// The slot's connection ends on a stack error of `kind`.
     fn fail(&mut self, i: usize, kind: TcpErrorKind, now: Instant) {
-        self.slots[i].set_error(kind);
+        self.slots.borrow_mut()[i].set_error(kind);
         let reason = match kind {
             TcpErrorKind::PipeClosed => CloseReason::Reset,
             _ => CloseReason::StackError,
@@ -539,7 +725,7 @@ impl<H: Handler, const N: usize, const RX: usize, const TX: usize> Pool<H, N, RX
     /// sends what the stack takes right away, then is closed with
     /// [`CloseReason::Shutdown`].
     pub fn begin_shutdown(&mut self) {
-        for slot in &mut self.slots {
+        for slot in self.slots_mut() {
             if !slot.is_free() {
                 slot.begin_service(0);
                 slot.set_step(Step::ShutdownFlush);
@@ -552,11 +738,19 @@ impl<H: Handler, const N: usize, const RX: usize, const TX: usize> Pool<H, N, RX
     /// `Send` and `Receive` with [`complete`](Self::complete).
     pub fn next_action(&mut self, i: usize, now: Instant) -> Action<'_> {
         loop {
-            let slot = &mut self.slots[i];
+            let slot = &mut self.slots.borrow_mut()[i];
             let step = slot.step();
+            if step == Step::Idle {
+                // This is the slot's turn.
+                self.ready.remove(i);
+            }
+            let slot = &mut self.slots.borrow_mut()[i];
             match step {
                 Step::Idle => match slot.state() {
-                    SlotState::Free => return Action::Done,
+                    SlotState::Free => {
+                        self.refresh(i);
+                        return Action::Done;
+                    }
                     SlotState::Closing { .. } => {
                         slot.begin_service(0);
                         slot.set_step(Step::CloseFlush);
@@ -566,7 +760,7 @@ impl<H: Handler, const N: usize, const RX: usize, const TX: usize> Pool<H, N, RX
                             0 => RX,
                             b => b,
                         };
-                        let slot = &mut self.slots[i];
+                        let slot = &mut self.slots.borrow_mut()[i];
                         slot.begin_service(budget);
                         slot.set_step(Step::FlushFirst);
                     }
@@ -578,7 +772,7 @@ impl<H: Handler, const N: usize, const RX: usize, const TX: usize> Pool<H, N, RX
                 | Step::ShutdownFlush
                     if !slot.tx_is_empty() && !slot.send_blocked() =>
                 {
-                    return Action::Send(self.slots[i].tx_pending());
+                    return Action::Send(self.slots.borrow_mut()[i].tx_pending());
                 }
                 Step::FlushFirst => {
                     slot.begin_read();
@@ -587,7 +781,7 @@ impl<H: Handler, const N: usize, const RX: usize, const TX: usize> Pool<H, N, RX
                 Step::Read => {
                     if slot.can_read() {
                         if slot.budget() > 0 {
-                            return Action::Receive(self.slots[i].receive_buffer());
+                            return Action::Receive(self.slots.borrow_mut()[i].receive_buffer());
                         }
                         slot.budget_spent();
                     }
@@ -627,6 +821,7 @@ impl<H: Handler, const N: usize, const RX: usize, const TX: usize> Pool<H, N, RX
                 }
                 Step::Finished => {
                     slot.set_step(Step::Idle);
+                    self.refresh(i);
                     return Action::Done;
                 }
                 Step::FlushAfterMore => {
@@ -651,7 +846,7 @@ impl<H: Handler, const N: usize, const RX: usize, const TX: usize> Pool<H, N, RX
             handler,
             ..
         } = self;
-        let slot = &mut slots[i];
+        let slot = &mut slots.borrow_mut()[i];
         let filled = slot.filled_with_budget_left();
         slot.run_callbacks(now, stats, handler);
         if slot.overflowed() {
@@ -702,7 +897,7 @@ impl<H: Handler, const N: usize, const RX: usize, const TX: usize> Pool<H, N, RX
     /// Reports what the stack answered to the last [`Action::Send`] or
     /// [`Action::Receive`] of slot `i`.
     pub fn complete(&mut self, i: usize, now: Instant, event: Event) {
-        let slot = &mut self.slots[i];
+        let slot = &mut self.slots.borrow_mut()[i];
         match event {
             Event::Sent(0) | Event::WouldBlock if slot.step() == Step::Read => {
                 slot.set_recv_blocked();
@@ -738,7 +933,7 @@ impl<H: Handler, const N: usize, const RX: usize, const TX: usize> Pool<H, N, RX
 
     /// The readiness to wait for on slot `i`'s socket.
     pub fn interest(&self, i: usize) -> Interest {
-        self.slots[i].interest()
+        self.slots()[i].interest()
     }
 
     /// The latest time by which the driver must poll again even if no
@@ -747,48 +942,34 @@ impl<H: Handler, const N: usize, const RX: usize, const TX: usize> Pool<H, N, RX
     /// last poll if there is work left right now. `None`: nothing is due
     /// until a socket is ready.
     pub fn poll_at(&self) -> Option<Instant> {
+        // Answered from the heads of the ready set, the activity list and
+        // the deadline queue: no slot is visited.
         let now = self.last_now;
+        if !self.ready.is_empty() {
+            return Some(now);
+        }
         let config = self.config();
         let mut next: Option<Instant> = None;
         let mut soon = |t: Instant| next = Some(next.map_or(t, |n: Instant| n.min(t)));
         if let Some(t) = self.accept_retry_at {
             soon(t);
         }
-        if self.pool_full()
-            && let WhenFull::EvictIdlest { min_idle } = config.when_full
-            && self.listening
-            && let Some(t) = self
-                .slots
-                .iter()
-                .filter(|s| s.is_live())
-                .map(|s| s.last_activity() + min_idle)
-                .min()
-            // Once an eviction is possible the listener's readiness is
-            // waited on instead: a passed deadline here would spin.
-            && t > now
-        {
+        if let Some((t, _)) = self.timers.peek() {
             soon(t);
         }
-        for slot in &self.slots {
-            match slot.state() {
-                SlotState::Free => {}
-                SlotState::Open | SlotState::PeerClosed => {
-                    if slot.has_work_now() {
-                        soon(now);
-                    }
-                    if let Some(idle) = config.idle_timeout {
-                        soon(slot.last_activity() + idle);
-                    }
-                    if let Some(t) = slot.deadline() {
-                        soon(t);
-                    }
-                    if let Some(t) = config.write_stall.and_then(|d| slot.stall_deadline(d)) {
-                        soon(t);
-                    }
-                }
-                SlotState::Closing { deadline, .. } => {
-                    soon(if slot.tx_is_empty() { now } else { deadline });
-                }
+        if let Some(first) = self.lru.first() {
+            let least_recent = self.slots()[first].last_activity();
+            if let Some(idle) = config.idle_timeout {
+                soon(least_recent + idle);
+            }
+            if self.pool_full()
+                && let WhenFull::EvictIdlest { min_idle } = config.when_full
+                && self.listening
+                // Once an eviction is possible the listener's readiness is
+                // waited on instead: a passed deadline here would spin.
+                && least_recent + min_idle > now
+            {
+                soon(least_recent + min_idle);
             }
         }
         next

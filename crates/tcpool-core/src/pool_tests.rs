@@ -446,6 +446,16 @@ fn a_passed_request_deadline_closes_with_request_timeout() {
     p.begin_poll(t(0));
     assert!(matches!(p.admit(peer(2, 1), t(0)), Admission::Open { .. }));
     assert!(matches!(p.admit(peer(3, 1), t(0)), Admission::Open { .. }));
+    assert_eq!(
+        p.poll_at(),
+        Some(t(0)),
+        "new connections get a turn at once"
+    );
+    for i in 0..2 {
+        assert!(matches!(p.next_action(i, t(0)), Action::Receive(_)));
+        p.complete(i, t(0), Event::WouldBlock);
+        assert_eq!(p.next_action(i, t(0)), Action::Done);
+    }
     assert_eq!(p.poll_at(), Some(t(100)), "the deadline is a wake-up");
     // Slot 1 completes its request in time; slot 0 trickles.
     for (i, input) in [(0, &b"P"[..]), (1, &b"PING\n"[..])] {

@@ -11,6 +11,7 @@ use crate::interest::Interest;
 use crate::pool::{Action, Admission, Event, Pool};
 use crate::slot::SlotState;
 use crate::stats::Stats;
+use crate::storage::{Inline, Storage};
 use crate::time::Instant;
 
 /// A TCP server with a fixed pool of `N` connection slots, each with an
@@ -19,7 +20,14 @@ use crate::time::Instant;
 /// The server does not own the stack: [`poll`](Server::poll) takes it, does
 /// every piece of work that can be done without blocking, and returns.
 /// Memory is fixed at compile time (see [`Server::SLOT_BYTES`]); nothing is
-/// allocated.
+/// allocated. The slots live inside the server value unless storage `M`
+/// says otherwise (see [`storage`](crate::storage)).
+///
+/// The work of a poll follows what happened, not the pool size, on a
+/// backend that reports readiness ([`Backend::reports_ready`]): only the
+/// sockets it reports, the connections with work of their own and those
+/// whose deadline has come are serviced. Otherwise every connection's
+/// socket is tried at each poll.
 ///
 /// Guarantees:
 /// - an established connection is never dropped to make room, unless
@@ -54,15 +62,29 @@ use crate::time::Instant;
 /// server.poll(&mut stack, Instant::from_millis(0));
 /// assert_eq!(client.recv_all(), b"hello");
 /// ```
-pub struct Server<S, H, const N: usize = 4, const RX: usize = 1024, const TX: usize = 1024>
-where
+pub struct Server<
+    S,
+    H,
+    const N: usize = 4,
+    const RX: usize = 1024,
+    const TX: usize = 1024,
+    M = Inline,
+> where
     S: Backend,
     H: Handler,
+    M: Storage,
 {
-    pool: Pool<H, N, RX, TX>,
+    pool: Pool<H, N, RX, TX, M>,
     listener: Option<S::TcpSocket>,
     /// One socket per slot, beside the pool (which holds none).
     sockets: [Option<S::TcpSocket>; N],
+    /// What the backend was last asked to watch on each slot's socket (on a
+    /// backend that reports readiness).
+    watched: [Interest; N],
+    /// Whether the listener is watched for readability.
+    listener_watched: bool,
+    /// The listener's token; slot `i`'s is `tokens + 1 + i`.
+    tokens: usize,
 }
 
 /// What the stack's answer to a send or receive means to the pool.
@@ -76,15 +98,11 @@ fn event<E: TcpError>(result: nb::Result<usize, E>, end_of_stream: bool) -> Even
     }
 }
 
-impl<S, H, const N: usize, const RX: usize, const TX: usize> Server<S, H, N, RX, TX>
+impl<S, H, const N: usize, const RX: usize, const TX: usize> Server<S, H, N, RX, TX, Inline>
 where
     S: Backend,
     H: Handler,
 {
-    /// Bytes one slot takes in memory: its buffers, state and socket handle.
-    pub const SLOT_BYTES: usize =
-        Pool::<H, N, RX, TX>::SLOT_BYTES + core::mem::size_of::<Option<S::TcpSocket>>();
-
     /// A server with `handler` and `config`, not yet listening. `const`, so a
     /// server can live in a `static`. Sizes that make no sense (`N`, `RX` or
     /// `TX` of zero) fail to compile.
@@ -93,6 +111,9 @@ where
             pool: Pool::new(handler, config),
             listener: None,
             sockets: [const { None }; N],
+            watched: [Interest::NONE; N],
+            listener_watched: false,
+            tokens: 0,
         }
     }
 
@@ -126,7 +147,47 @@ where
             pool: Pool::with_default_config(handler),
             listener: None,
             sockets: [const { None }; N],
+            watched: [Interest::NONE; N],
+            listener_watched: false,
+            tokens: 0,
         }
+    }
+}
+
+impl<S, H, const N: usize, const RX: usize, const TX: usize, M> Server<S, H, N, RX, TX, M>
+where
+    S: Backend,
+    H: Handler,
+    M: Storage,
+{
+    /// Bytes one slot takes in memory: its buffers, state and socket handle.
+    pub const SLOT_BYTES: usize = Pool::<H, N, RX, TX, M>::SLOT_BYTES
+        + core::mem::size_of::<Option<S::TcpSocket>>()
+        + core::mem::size_of::<Interest>();
+
+    /// A server with `handler` and `config` whose slots are built in place
+    /// in storage `M` (see [`storage`](crate::storage)): a pool of
+    /// megabytes on the heap without a stack temporary of its size. The
+    /// server value itself holds the sockets and bookkeeping, a few tens of
+    /// bytes per slot.
+    pub fn new_in(handler: H, config: Config) -> Self {
+        Server {
+            pool: Pool::new_in(handler, config),
+            listener: None,
+            sockets: core::array::from_fn(|_| None),
+            watched: [Interest::NONE; N],
+            listener_watched: false,
+            tokens: 0,
+        }
+    }
+
+    /// Sets the first readiness token this server uses with a backend that
+    /// reports readiness: the listener's is `first`, slot `i`'s is
+    /// `first + 1 + i`. Only needed when several servers share one such
+    /// stack: give each a range of `N + 1` tokens of its own. Call it
+    /// before [`listen`](Self::listen).
+    pub fn set_tokens(&mut self, first: usize) {
+        self.tokens = first;
     }
 
     /// Opens a socket on the stack, binds `port` and listens.
@@ -146,6 +207,15 @@ where
         debug!("listening on port {}", port);
         self.listener = Some(socket);
         self.pool.set_listening(true);
+        if stack.reports_ready()
+            && let Err(e) = self.watch_listener(stack)
+        {
+            self.pool.set_listening(false);
+            if let Some(socket) = self.listener.take() {
+                let _ = stack.close(socket);
+            }
+            return Err(ListenError::Listen(e));
+        }
         Ok(())
     }
 
@@ -162,13 +232,13 @@ where
     }
 
     /// The pure pool this server drives: every decision, no I/O.
-    pub fn pool(&self) -> &Pool<H, N, RX, TX> {
+    pub fn pool(&self) -> &Pool<H, N, RX, TX, M> {
         &self.pool
     }
 
     /// The pure pool, mutably (for drivers built on this one, such as the
     /// async handler driver).
-    pub(crate) fn pool_mut(&mut self) -> &mut Pool<H, N, RX, TX> {
+    pub(crate) fn pool_mut(&mut self) -> &mut Pool<H, N, RX, TX, M> {
         &mut self.pool
     }
 
@@ -247,11 +317,92 @@ where
     /// returns false. `now` must not go backwards.
     pub fn poll(&mut self, stack: &mut S, now: Instant) -> bool {
         self.pool.begin_poll(now);
-        self.accept_new(stack, now);
-        for i in 0..N {
-            self.service(stack, i, now);
+        if stack.reports_ready() {
+            self.poll_ready(stack, now);
+        } else {
+            // Every connection gets a turn (and leaves the ready set).
+            self.accept_new(stack, now);
+            for i in 0..N {
+                self.service(stack, i, now);
+            }
         }
         self.pool.end_poll()
+    }
+
+    /// A poll on a backend that reports readiness: the listener if it is
+    /// ready, then each slot in the ready set once.
+    fn poll_ready(&mut self, stack: &mut S, now: Instant) {
+        // Whether to accept may have changed since the last poll (a backoff
+        // ended, an eviction became possible, the limit was raised).
+        if self.watch_listener(stack).is_err() {
+            self.pool.accept_failed(now);
+        }
+        let first = self.tokens;
+        let mut listener_ready = false;
+        let pool = &mut self.pool;
+        stack.take_ready(
+            first..first + N + 1,
+            &mut |token| match token.checked_sub(first) {
+                Some(0) => listener_ready = true,
+                Some(t) => pool.mark_ready(t - 1),
+                None => {}
+            },
+        );
+        if listener_ready {
+            self.accept_new(stack, now);
+        }
+        for _ in 0..self.pool.ready_len() {
+            let Some(i) = self.pool.next_ready() else {
+                break;
+            };
+            self.service(stack, i, now);
+            self.watch(stack, i, now);
+        }
+        if self.watch_listener(stack).is_err() {
+            // Retried at the next poll, after the backoff.
+            self.pool.accept_failed(now);
+        }
+    }
+
+    /// Tells the backend what to watch slot `i`'s socket for, if that
+    /// changed.
+    fn watch(&mut self, stack: &mut S, i: usize, now: Instant) {
+        let Some(socket) = self.sockets[i].as_ref() else {
+            self.watched[i] = Interest::NONE;
+            return;
+        };
+        let interest = self.pool.interest(i);
+        if interest == self.watched[i] {
+            return;
+        }
+        match stack.watch(socket, self.tokens + 1 + i, interest) {
+            Ok(()) => self.watched[i] = interest,
+            Err(e) => {
+                // Unwatched, the connection would never be serviced again.
+                self.pool.complete(i, now, Event::Error(e.kind()));
+                self.service(stack, i, now);
+            }
+        }
+    }
+
+    /// Tells the backend whether to watch the listener, if that changed.
+    fn watch_listener(&mut self, stack: &mut S) -> Result<(), S::Error> {
+        let Some(listener) = self.listener.as_ref() else {
+            self.listener_watched = false;
+            return Ok(());
+        };
+        let wanted = self.pool.wants_listener();
+        if wanted == self.listener_watched {
+            return Ok(());
+        }
+        let interest = if wanted {
+            Interest::READABLE
+        } else {
+            Interest::NONE
+        };
+        stack.watch(listener, self.tokens, interest)?;
+        self.listener_watched = wanted;
+        Ok(())
     }
 
     /// The latest time by which [`poll`](Server::poll) must be called again
@@ -318,6 +469,8 @@ where
 
     /// Closes (or with `reset`, aborts) slot `i`'s socket.
     fn release(&mut self, stack: &mut S, i: usize, reset: bool) {
+        // Closing a socket ends its watch.
+        self.watched[i] = Interest::NONE;
         if let Some(socket) = self.sockets[i].take() {
             let closed = if reset {
                 stack.abort(socket)
@@ -373,6 +526,7 @@ where
         {
             self.pool.close_failed();
         }
+        self.listener_watched = false;
         self.pool.set_listening(false);
     }
 }
@@ -380,3 +534,10 @@ where
 #[cfg(test)]
 #[path = "server_tests.rs"]
 mod tests;
+
+// The same tests on a stack that reports readiness (the file tells the two
+// copies apart by their module path).
+#[cfg(test)]
+#[allow(clippy::duplicate_mod)]
+#[path = "server_tests.rs"]
+mod tests_ready;

@@ -1,5 +1,10 @@
 //! Unit tests of the server against the in-memory stack, with one fixture
 //! builder per slot state.
+//!
+//! The file is compiled twice: as `tests`, on a stack that does not report
+//! readiness (every poll tries every socket), and as `tests_ready`, on one
+//! that does (a poll services only what the stack reports, what has work of
+//! its own and what is due).
 
 use std::vec::Vec;
 
@@ -129,12 +134,19 @@ fn settle<const N: usize>(server: &mut TestServer<N>, stack: &mut MockStack, now
     panic!("server never settled");
 }
 
+/// The mock stack, reporting readiness in the `tests_ready` copy.
+fn new_stack(mock: MockConfig) -> MockStack {
+    let stack = MockStack::with_config(mock);
+    stack.set_reports_ready(module_path!().ends_with("tests_ready"));
+    stack
+}
+
 fn listening<const N: usize>(
     mode: Mode,
     config: Config,
     mock: MockConfig,
 ) -> (MockStack, TestServer<N>) {
-    let mut stack = MockStack::with_config(mock);
+    let mut stack = new_stack(mock);
     let mut server = Server::new(Recorder::new(mode), config);
     server.listen(&mut stack, PORT).unwrap();
     (stack, server)
@@ -669,7 +681,7 @@ fn poll_at_asks_for_a_wake_up_when_on_writable_is_due_with_output_drained() {
     // The short write in on_open arms on_writable; the same poll's flush
     // drains the buffer, so no socket event will ever come: poll_at must
     // say "now", or a server sleeping on interests stalls for good.
-    let mut stack = MockStack::new();
+    let mut stack = new_stack(MockConfig::default());
     let mut server: Server<MockStack, Streamer, 1, 64, 64> =
         Server::new(Streamer { left: 1000 }, Config::new());
     server.listen(&mut stack, PORT).unwrap();
