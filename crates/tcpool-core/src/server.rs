@@ -83,6 +83,8 @@ pub struct Server<
     watched: [Interest; N],
     /// Whether the listener is watched for readability.
     listener_watched: bool,
+    /// The stack reports readiness (learnt at `listen`).
+    reporting: bool,
     /// The listener's token; slot `i`'s is `tokens + 1 + i`.
     tokens: usize,
 }
@@ -113,6 +115,7 @@ where
             sockets: [const { None }; N],
             watched: [Interest::NONE; N],
             listener_watched: false,
+            reporting: false,
             tokens: 0,
         }
     }
@@ -149,6 +152,7 @@ where
             sockets: [const { None }; N],
             watched: [Interest::NONE; N],
             listener_watched: false,
+            reporting: false,
             tokens: 0,
         }
     }
@@ -177,6 +181,7 @@ where
             sockets: core::array::from_fn(|_| None),
             watched: [Interest::NONE; N],
             listener_watched: false,
+            reporting: false,
             tokens: 0,
         }
     }
@@ -207,7 +212,8 @@ where
         debug!("listening on port {}", port);
         self.listener = Some(socket);
         self.pool.set_listening(true);
-        if stack.reports_ready()
+        self.reporting = stack.reports_ready();
+        if self.reporting
             && let Err(e) = self.watch_listener(stack)
         {
             self.pool.set_listening(false);
@@ -417,18 +423,27 @@ where
     /// that can sleep until a socket is ready (poll(2), `lwip_select`). A
     /// socket absent from the list, or with [`Interest::NONE`], needs no
     /// wake-up; deadlines come from [`poll_at`](Server::poll_at).
+    ///
+    /// Empty on a backend that reports readiness
+    /// ([`Backend::reports_ready`]): it already knows what to watch, from
+    /// [`Backend::watch`].
     pub fn interests(&self) -> impl Iterator<Item = (&S::TcpSocket, Interest)> + '_ {
-        let accept = self.pool.wants_listener();
+        let reporting = self.reporting;
+        let accept = self.pool.wants_listener() && !reporting;
         let listener = self
             .listener
             .iter()
             .filter(move |_| accept)
             .map(|l| (l, Interest::READABLE));
-        let conns = self.sockets.iter().enumerate().filter_map(|(i, socket)| {
-            let socket = socket.as_ref()?;
-            let interest = self.pool.interest(i);
-            (!interest.is_none()).then_some((socket, interest))
-        });
+        let shown = if reporting { 0 } else { N };
+        let conns = self.sockets[..shown]
+            .iter()
+            .enumerate()
+            .filter_map(|(i, socket)| {
+                let socket = socket.as_ref()?;
+                let interest = self.pool.interest(i);
+                (!interest.is_none()).then_some((socket, interest))
+            });
         listener.chain(conns)
     }
 
