@@ -189,6 +189,9 @@ pub fn run_case(case: &Case) -> Result<(), String> {
         backlog: 8,
         window: case.window,
     });
+    // Half the cases (by the seed's lowest bit) on a stack that reports
+    // readiness: the server then services only what it is told is ready.
+    mock.set_reports_ready(case.seed & 1 == 1);
     let mut stack = FaultyStack::new(mock.clone(), case.seed, case.faults);
     let mode = match case.traffic {
         Traffic::Echo => Mode::Echo,

@@ -11,7 +11,7 @@
 //! Enabled by the `mock` feature (it uses `std`).
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::rc::Rc;
 use std::vec::Vec;
@@ -98,6 +98,10 @@ struct Net {
     reports_ready: bool,
     /// What each watched socket is watched for, and its token.
     watches: BTreeMap<SockState, (usize, Interest)>,
+    /// Sockets whose state changed since they were last found not ready:
+    /// only these can be ready, so `take_ready` costs what changed, not
+    /// what is watched.
+    changed: BTreeSet<SockState>,
 }
 
 impl Net {
@@ -158,6 +162,7 @@ impl MockStack {
                 accept_errors: 0,
                 reports_ready: false,
                 watches: BTreeMap::new(),
+                changed: BTreeSet::new(),
             })),
         }
     }
@@ -202,6 +207,7 @@ impl MockStack {
             .get_mut(&port)
             .ok_or(MockError::Refused)?
             .push_back(pipe);
+        net.changed.insert(SockState::Listening(port));
         Ok(MockClient {
             net: self.net.clone(),
             pipe,
@@ -256,6 +262,7 @@ impl MockClient {
     fn with<R>(&self, f: impl FnOnce(&mut Pipe, usize) -> R) -> R {
         let mut net = self.net.borrow_mut();
         let window = net.config.window;
+        net.changed.insert(SockState::Conn(self.pipe));
         f(&mut net.pipes[self.pipe], window)
     }
 
@@ -356,6 +363,7 @@ impl TcpClientStack for MockStack {
         };
         let mut net = self.net.borrow_mut();
         let window = net.config.window;
+        net.changed.insert(socket.0);
         let p = &mut net.pipes[i];
         if p.client_reset {
             return Err(nb::Error::Other(MockError::Reset));
@@ -380,6 +388,7 @@ impl TcpClientStack for MockStack {
             return Err(nb::Error::Other(MockError::InvalidState));
         };
         let mut net = self.net.borrow_mut();
+        net.changed.insert(socket.0);
         let p = &mut net.pipes[i];
         if p.client_reset {
             return Err(nb::Error::Other(MockError::Reset));
@@ -470,14 +479,21 @@ impl crate::Backend for MockStack {
             net.watches.remove(&socket.0);
         } else {
             net.watches.insert(socket.0, (token, interest));
+            net.changed.insert(socket.0);
         }
         Ok(())
     }
 
     fn take_ready(&mut self, tokens: core::ops::Range<usize>, ready: &mut dyn FnMut(usize)) {
-        let net = self.net.borrow();
+        let mut net = self.net.borrow_mut();
+        let net = &mut *net;
         let window = net.config.window;
-        for (socket, &(token, interest)) in &net.watches {
+        // Level-triggered: a socket stays among the changed ones while it is
+        // ready, and leaves when it is found not ready (or unwatched).
+        net.changed.retain(|socket| {
+            let Some(&(token, interest)) = net.watches.get(socket) else {
+                return false;
+            };
             let is_ready = match *socket {
                 SockState::Conn(i) => {
                     let p = &net.pipes[i];
@@ -493,7 +509,8 @@ impl crate::Backend for MockStack {
             if is_ready && tokens.contains(&token) {
                 ready(token);
             }
-        }
+            is_ready
+        });
     }
 }
 
@@ -540,6 +557,7 @@ impl TcpFullStack for MockStack {
         let Some(pipe) = queue.pop_front() else {
             return Err(nb::Error::WouldBlock);
         };
+        net.changed.insert(SockState::Listening(port));
         let peer = SocketAddr::new(CLIENT_IP, net.pipes[pipe].client_port);
         Ok((MockSocket(SockState::Conn(pipe)), peer))
     }
