@@ -43,6 +43,7 @@ use std::time::Duration;
 use criterion::{Criterion, SamplingMode, Throughput};
 
 use support::clients::{self, CHUNK, Workers};
+use support::report::Contender as _;
 use support::report::{self, Work};
 use support::servers::{EchoServer, Peer};
 
@@ -199,9 +200,10 @@ fn main() {
             );
         }
         for group in Group::ALL.into_iter().filter(|g| ran.contains(g)) {
-            let results =
-                report::interleaved(group.work(), SUMMARY_ROUNDS, |addr| group.clients(addr));
-            report::print(&group.name(), group.work(), &results);
+            let results = report::interleaved(&Peer::ALL, group.work(), SUMMARY_ROUNDS, |addr| {
+                group.clients(addr)
+            });
+            report::print(&group.name(), group.work(), &results, &Peer::PAIRS);
         }
     }
     if let Some(path) = plot {

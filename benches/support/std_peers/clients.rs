@@ -55,6 +55,8 @@ pub struct Workers {
     workers: Vec<Worker>,
     left: Arc<AtomicU64>,
     done: Receiver<io::Result<()>>,
+    /// Idle connections held open beside the working ones.
+    held: Vec<TcpStream>,
 }
 
 /// Takes one iteration from `left`; false when none are left.
@@ -98,7 +100,15 @@ impl Workers {
             workers,
             left,
             done,
+            held: Vec::new(),
         }
+    }
+
+    /// These workers, holding `idle` open (and silent) as long as they
+    /// live.
+    pub fn holding(mut self, idle: Vec<TcpStream>) -> Workers {
+        self.held = idle;
+        self
     }
 
     /// Runs `iters` iterations, shared out among the clients as they go;
@@ -123,6 +133,7 @@ impl Workers {
 
 impl Drop for Workers {
     fn drop(&mut self) {
+        self.held.clear();
         for w in self.workers.drain(..) {
             drop(w.start);
             let _ = w.thread.join();
@@ -142,11 +153,19 @@ fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
 /// `clients` connected clients; an iteration is one of them writing a
 /// [`CHUNK`] and reading it back.
 pub fn echo_chunks(addr: SocketAddr, clients: usize) -> io::Result<Workers> {
+    echo_chunks_of(addr, clients, CHUNK)
+}
+
+/// `clients` connected clients; an iteration is one of them writing `size`
+/// bytes (at least 128) and reading them back.
+pub fn echo_chunks_of(addr: SocketAddr, clients: usize, size: usize) -> io::Result<Workers> {
+    const { assert!(CHUNK >= 128) };
+    let size = size.max(128);
     let mut jobs: Vec<Job> = Vec::with_capacity(clients);
     for i in 0..clients {
         let mut stream = connect(addr)?;
-        let chunk: Vec<u8> = (0..CHUNK).map(|j| (i + j) as u8).collect();
-        let mut back = vec![0u8; CHUNK];
+        let chunk: Vec<u8> = (0..size).map(|j| (i + j) as u8).collect();
+        let mut back = vec![0u8; size];
         let mut checked = false;
         jobs.push(Box::new(move || {
             stream.write_all(&chunk)?;
@@ -157,7 +176,7 @@ pub fn echo_chunks(addr: SocketAddr, clients: usize) -> io::Result<Workers> {
                 check_echo(&chunk, &back)
             } else {
                 check_echo(&chunk[..64], &back[..64])?;
-                check_echo(&chunk[CHUNK - 64..], &back[CHUNK - 64..])
+                check_echo(&chunk[size - 64..], &back[size - 64..])
             }
         }));
     }
@@ -200,6 +219,22 @@ pub fn connections(addr: SocketAddr, clients: usize) -> Workers {
         })
         .collect();
     Workers::spawn(jobs)
+}
+
+/// `n` connections to `addr`, each served (a one-byte echo made on it)
+/// before the next is opened, then left silent: what a server holds for
+/// clients that are connected but idle.
+pub fn idle_connections(addr: SocketAddr, n: usize) -> io::Result<Vec<TcpStream>> {
+    (0..n)
+        .map(|_| {
+            let mut stream = connect_retrying(addr)?;
+            stream.write_all(b"i")?;
+            let mut back = [0u8; 1];
+            stream.read_exact(&mut back)?;
+            check_echo(b"i", &back)?;
+            Ok(stream)
+        })
+        .collect()
 }
 
 /// [`connect`], retried while the system is out of local ports for the

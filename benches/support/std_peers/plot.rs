@@ -20,17 +20,33 @@ pub const CLIENT_COUNTS: [usize; 5] = [1, 2, 4, 8, 16];
 /// Rounds (one batch per peer each) per point.
 const ROUNDS: usize = 9;
 
-/// One peer's line: its name, colour, marker and points (clients, MB/s).
-struct Series {
-    name: &'static str,
-    colour: RGBColor,
-    marker: Marker,
-    points: Vec<(usize, f64)>,
+/// One peer's line: its name, colour, marker and points (x, MB/s).
+pub struct Series {
+    /// The legend's text.
+    pub name: &'static str,
+    /// The line's colour.
+    pub colour: RGBColor,
+    /// The shape at each point.
+    pub marker: Marker,
+    /// The points: an x value of [`Chart::xs`], and MB/s.
+    pub points: Vec<(usize, f64)>,
+}
+
+/// What a chart shows besides its lines.
+pub struct Chart<'a> {
+    /// The title.
+    pub title: &'a str,
+    /// The x axis' description.
+    pub x_desc: &'a str,
+    /// The x values, evenly spaced in this order.
+    pub xs: &'a [usize],
+    /// The command that draws it, for the footer.
+    pub command: &'a str,
 }
 
 /// The shape drawn at each point, so lines differ without colour too.
 #[derive(Copy, Clone)]
-enum Marker {
+pub enum Marker {
     Square,
     Disc,
     Diamond,
@@ -57,16 +73,35 @@ pub fn sweep_and_draw(path: &Path) {
         .collect();
     for n in CLIENT_COUNTS {
         let work = Work::Bytes(CHUNK as u64);
-        let results = report::interleaved(work, ROUNDS, |addr| clients::echo_chunks(addr, n));
-        report::print(&format!("plot/echo_throughput/{n}_clients"), work, &results);
+        let results = report::interleaved(&Peer::ALL, work, ROUNDS, |addr| {
+            clients::echo_chunks(addr, n)
+        });
+        report::print(
+            &format!("plot/echo_throughput/{n}_clients"),
+            work,
+            &results,
+            &Peer::PAIRS,
+        );
         for (s, m) in series.iter_mut().zip(&results) {
             s.points.push((n, m.median));
         }
     }
+    let chart = Chart {
+        title: "Echo throughput vs clients: tcpool-std and its peers",
+        x_desc: "clients (each writes a 64 KiB chunk and reads it back)",
+        xs: &CLIENT_COUNTS,
+        command: "TCPOOL_BENCH_PLOT=docs/throughput-vs-clients.svg cargo bench --bench std_peers",
+    };
+    write(path, &chart, &series);
+}
+
+/// Draws `series` on `chart` to `path`, an SVG image (creating its
+/// directory); panics on failure.
+pub fn write(path: &Path, chart: &Chart<'_>, series: &[Series]) {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("create {dir:?}: {e}"));
     }
-    draw(path, &series, &machine()).unwrap_or_else(|e| panic!("draw {path:?}: {e}"));
+    draw(path, chart, series, &machine()).unwrap_or_else(|e| panic!("draw {path:?}: {e}"));
     println!("plot written to {path:?}");
 }
 
@@ -123,27 +158,31 @@ fn y_scale(max: f64) -> (f64, f64) {
 const GREY: RGBColor = RGBColor(90, 90, 90);
 const GRID: RGBColor = RGBColor(222, 222, 222);
 
-/// Draws the series as a line chart, an SVG image: clients on a log-2 x
-/// axis, MB/s on a linear y axis from 0, a legend, and a footer with the
+/// Draws the series as a line chart, an SVG image: the x values evenly
+/// spaced, MB/s on a linear y axis from 0, a legend, and a footer with the
 /// date, the machine and the command.
-fn draw(path: &Path, series: &[Series], machine: &str) -> Result<(), Box<dyn Error>> {
+fn draw(
+    path: &Path,
+    spec: &Chart<'_>,
+    series: &[Series],
+    machine: &str,
+) -> Result<(), Box<dyn Error>> {
     const W: u32 = 1000;
     const H: u32 = 680;
     let root = SVGBackend::new(path, (W, H)).into_drawing_area();
     root.fill(&WHITE)?;
     let (upper, footer) = root.split_vertically(H - 70);
-    let upper = upper.titled(
-        "Echo throughput vs clients: tcpool-std and its peers",
-        ("sans-serif", 28),
-    )?;
+    let upper = upper.titled(spec.title, ("sans-serif", 28))?;
 
     let max = series
         .iter()
         .flat_map(|s| s.points.iter().map(|p| p.1))
         .fold(0.0, f64::max);
     let (top, step) = y_scale(max);
-    // x is log2 of the client count: 1, 2, 4, 8, 16 are evenly spaced.
-    let last = (CLIENT_COUNTS[CLIENT_COUNTS.len() - 1] as f64).log2();
+    // x is the index of the value in `xs`: the values are evenly spaced.
+    let xs = spec.xs;
+    let last = xs.len().saturating_sub(1) as f64;
+    let index = |x: usize| xs.iter().position(|&v| v == x).unwrap_or(0) as f64;
     let mut chart = ChartBuilder::on(&upper)
         .margin_left(20)
         .margin_right(40)
@@ -156,23 +195,25 @@ fn draw(path: &Path, series: &[Series], machine: &str) -> Result<(), Box<dyn Err
         .light_line_style(TRANSPARENT)
         .bold_line_style(GRID)
         .axis_style(BLACK.stroke_width(2))
-        .x_labels(CLIENT_COUNTS.len())
-        .x_label_formatter(&|x| format!("{}", 2f64.powf(*x).round()))
+        .x_labels(xs.len())
+        .x_label_formatter(&|x| {
+            let i = x.round();
+            match xs.get(i as usize) {
+                Some(v) if (x - i).abs() < 1e-6 && i >= 0.0 => v.to_string(),
+                _ => String::new(),
+            }
+        })
         .y_labels((top / step).round() as usize + 1)
         .y_label_formatter(&|v| format!("{v:.0}"))
         .label_style(("sans-serif", 18).into_font().color(&GREY))
         .axis_desc_style(("sans-serif", 18))
-        .x_desc("clients (each writes a 64 KiB chunk and reads it back)")
+        .x_desc(spec.x_desc)
         .y_desc("MB/s")
         .draw()?;
 
     for s in series {
         let colour = s.colour;
-        let points: Vec<(f64, f64)> = s
-            .points
-            .iter()
-            .map(|&(n, v)| ((n as f64).log2(), v))
-            .collect();
+        let points: Vec<(f64, f64)> = s.points.iter().map(|&(n, v)| (index(n), v)).collect();
         let line = colour.stroke_width(3);
         let marker = s.marker;
         let fill = colour.filled();
@@ -214,8 +255,7 @@ fn draw(path: &Path, series: &[Series], machine: &str) -> Result<(), Box<dyn Err
     let middle = W as i32 / 2;
     let line = format!("{}; 127.0.0.1, one process; {machine}", today());
     footer.draw(&Text::new(line, (middle, 10), centred(18)))?;
-    let command = "TCPOOL_BENCH_PLOT=docs/throughput-vs-clients.svg cargo bench --bench std_peers";
-    footer.draw(&Text::new(command, (middle, 38), centred(18)))?;
+    footer.draw(&Text::new(spec.command, (middle, 38), centred(18)))?;
     root.present()?;
     Ok(())
 }

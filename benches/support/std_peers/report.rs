@@ -23,7 +23,19 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::clients::Workers;
-use super::servers::{EchoServer, Peer};
+use super::servers::EchoServer;
+
+/// A server compared in a measurement.
+pub trait Contender: Copy + PartialEq {
+    /// Its benchmark function name.
+    fn name(self) -> &'static str;
+    /// The start of the names of its server threads as the system shows
+    /// them (at most 15 bytes), if it serves from threads that live as long
+    /// as the server (their CPU time is then reported).
+    fn cpu_threads(self) -> Option<&'static str>;
+    /// Starts its echo server.
+    fn start(self) -> EchoServer;
+}
 
 /// What one iteration of a measurement does, for turning time into
 /// throughput.
@@ -93,9 +105,9 @@ const WARM_UP: Duration = Duration::from_millis(300);
 /// One peer's result: the median batch throughput and the spread, and the
 /// server's CPU time per unit of work.
 #[derive(Copy, Clone, Debug)]
-pub struct Measured {
+pub struct Measured<P> {
     /// The peer.
-    pub peer: Peer,
+    pub peer: P,
     /// Median batch throughput.
     pub median: f64,
     /// Slowest batch.
@@ -108,18 +120,19 @@ pub struct Measured {
     pub cost: Option<f64>,
 }
 
-/// Measures every peer on the same work, interleaved: `rounds` rounds of
-/// one batch per peer. `clients` connects a peer's load generator to its
-/// server's address.
-pub fn interleaved(
+/// Measures every peer of `peers` on the same work, interleaved: `rounds`
+/// rounds of one batch per peer. `clients` connects a peer's load generator
+/// to its server's address.
+pub fn interleaved<P: Contender>(
+    peers: &[P],
     work: Work,
     rounds: usize,
     clients: impl Fn(SocketAddr) -> io::Result<Workers>,
-) -> Vec<Measured> {
-    let servers: Vec<EchoServer> = Peer::ALL.iter().map(|p| p.start()).collect();
+) -> Vec<Measured<P>> {
+    let servers: Vec<EchoServer> = peers.iter().map(|p| p.start()).collect();
     let pools: Vec<Workers> = servers
         .iter()
-        .zip(Peer::ALL)
+        .zip(peers.iter().copied())
         .map(|(s, p)| clients(s.addr()).unwrap_or_else(|e| panic!("clients of {}: {e}", p.name())))
         .collect();
     // A batch size per peer that takes about BATCH, then a warm-up.
@@ -142,10 +155,7 @@ pub fn interleaved(
     for round in 0..rounds {
         for k in 0..pools.len() {
             let i = (round + k) % pools.len();
-            let prefix = match Peer::ALL[i] {
-                Peer::Threads => None,
-                peer => Some(peer.thread_prefix()),
-            };
+            let prefix = peers[i].cpu_threads();
             let before = prefix.and_then(threads_cpu);
             rates[i].push(work.rate(iters[i], pools[i].run(iters[i])));
             let after = prefix.and_then(threads_cpu);
@@ -157,7 +167,7 @@ pub fn interleaved(
     for s in servers {
         s.stop();
     }
-    Peer::ALL
+    peers
         .iter()
         .zip(rates)
         .zip(cpu)
@@ -176,12 +186,12 @@ pub fn interleaved(
 }
 
 /// Prints one measurement: a `summary` line with each peer's median (with
-/// its range) and server CPU cost, then per other peer
-/// `ratio GROUP tcpool_std/PEER = X` (throughput over throughput: above
-/// 1.0, tcpool_std was faster) and, where known,
-/// `cpu_ratio GROUP PEER/tcpool_std = Y` (the peer's server CPU per unit of
-/// work over tcpool_std's: above 1.0, tcpool_std was cheaper).
-pub fn print(group: &str, work: Work, results: &[Measured]) {
+/// its range) and server CPU cost, then per pair `(ours, theirs)` of
+/// `pairs` `ratio GROUP OURS/THEIRS = X` (throughput over throughput: above
+/// 1.0, ours was faster) and, where known, `cpu_ratio GROUP THEIRS/OURS =
+/// Y` (their server CPU per unit of work over ours: above 1.0, ours was
+/// cheaper).
+pub fn print<P: Contender>(group: &str, work: Work, results: &[Measured<P>], pairs: &[(P, P)]) {
     let unit = work.unit();
     let cost_unit = work.cost(Duration::ZERO, 1).1;
     let line: Vec<String> = results
@@ -200,10 +210,11 @@ pub fn print(group: &str, work: Work, results: &[Measured]) {
         })
         .collect();
     println!("summary {group} {}", line.join(" "));
-    let Some(ours) = results.iter().find(|m| m.peer == Peer::TcpoolStd) else {
-        return;
-    };
-    for theirs in results.iter().filter(|m| m.peer != Peer::TcpoolStd) {
+    let find = |p: P| results.iter().find(|m| m.peer == p);
+    for &(ours, theirs) in pairs {
+        let (Some(ours), Some(theirs)) = (find(ours), find(theirs)) else {
+            continue;
+        };
         println!(
             "ratio {group} {}/{} = {:.2}",
             ours.peer.name(),
@@ -211,7 +222,10 @@ pub fn print(group: &str, work: Work, results: &[Measured]) {
             ours.median / theirs.median
         );
     }
-    for theirs in results.iter().filter(|m| m.peer != Peer::TcpoolStd) {
+    for &(ours, theirs) in pairs {
+        let (Some(ours), Some(theirs)) = (find(ours), find(theirs)) else {
+            continue;
+        };
         if let (Some(a), Some(b)) = (theirs.cost, ours.cost) {
             println!(
                 "cpu_ratio {group} {}/{} = {:.2}",

@@ -26,7 +26,9 @@ use std::time::Duration;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::affinity;
+use super::report::Contender;
 use tcpool::host::{Config as StackConfig, StdClock, StdStack};
+use tcpool::storage::{Inline, Storage};
 use tcpool::{Config, Server};
 use tcpool_conformance::Echo;
 
@@ -76,23 +78,36 @@ impl Peer {
         }
     }
 
+    /// The pairs the ratio summary compares: tcpool over each other peer.
+    pub const PAIRS: [(Peer, Peer); 2] = [
+        (Peer::TcpoolStd, Peer::TokioCurrentThread),
+        (Peer::TcpoolStd, Peer::Threads),
+    ];
+}
+
+impl Contender for Peer {
+    fn name(self) -> &'static str {
+        Peer::name(self)
+    }
+
     /// The start of the names of this peer's server threads as the system
-    /// shows them (`/proc/self/task/*/comm`, at most 15 bytes; the threads
-    /// peer's are `threads_accept` and `threads_conn`).
-    pub fn thread_prefix(self) -> &'static str {
+    /// shows them (`/proc/self/task/*/comm`, at most 15 bytes). Not for the
+    /// threads peer: the time of connection threads that have ended is no
+    /// longer listed.
+    fn cpu_threads(self) -> Option<&'static str> {
         match self {
-            Peer::TcpoolStd => "tcpool_std",
-            Peer::TokioCurrentThread => "tokio_current_t",
-            Peer::Threads => "threads_",
+            Peer::TcpoolStd => Some("tcpool_std"),
+            Peer::TokioCurrentThread => Some("tokio_current_t"),
+            Peer::Threads => None,
         }
     }
 
     /// Starts this peer's echo server; it serves until
     /// [`EchoServer::stop`] (or drop).
-    pub fn start(self) -> EchoServer {
+    fn start(self) -> EchoServer {
         match self {
             Peer::TcpoolStd => start_tcpool(),
-            Peer::TokioCurrentThread => start_tokio(),
+            Peer::TokioCurrentThread => start_tokio(CONN_BUF),
             Peer::Threads => start_threads(),
         }
     }
@@ -153,22 +168,32 @@ fn loopback_listener() -> io::Result<TcpListener> {
 
 // ---------------------------------------------------------------- tcpool
 
-/// The tcpool server type under test.
-type TcpoolEcho = Server<StdStack, Echo, SLOTS, CONN_BUF, CONN_BUF>;
-
 fn start_tcpool() -> EchoServer {
+    let config = Config::new().with_read_budget(TCPOOL_READ_BUDGET);
+    start_tcpool_server::<SLOTS, CONN_BUF, Inline>("tcpool_std", config, TCPOOL_THREAD_STACK)
+}
+
+/// Starts a tcpool echo server (`N` slots of `BUF`-byte buffers in storage
+/// `M`, with `config`) on a thread named `name` with a `stack`-byte stack.
+pub fn start_tcpool_server<const N: usize, const BUF: usize, M>(
+    name: &'static str,
+    config: Config,
+    stack: usize,
+) -> EchoServer
+where
+    M: Storage + 'static,
+{
     let stop = Arc::new(AtomicBool::new(false));
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let flag = Arc::clone(&stop);
     let thread = std::thread::Builder::new()
-        .name("tcpool_std".into())
-        .stack_size(TCPOOL_THREAD_STACK)
+        .name(name.into())
+        .stack_size(stack)
         .spawn(move || {
             affinity::server_thread();
             let mut stack = StdStack::new(StackConfig::default());
             let clock = StdClock::new();
-            let config = Config::new().with_read_budget(TCPOOL_READ_BUDGET);
-            let mut server: TcpoolEcho = Server::new(Echo, config);
+            let mut server: Server<StdStack, Echo, N, BUF, BUF, M> = Server::new_in(Echo, config);
             server
                 .listen(&mut stack, 0)
                 .expect("tcpool server: listen on 127.0.0.1");
@@ -177,15 +202,15 @@ fn start_tcpool() -> EchoServer {
                 .and_then(|l| stack.local_addr(l).ok())
                 .expect("tcpool server: bound address");
             ready_tx.send(addr).expect("bench waits for the address");
-            // The loop of the README: an idle server sleeps in poll(2) with
-            // no deadline. To stop it, the bench sets the flag and connects:
+            // The loop of the README: an idle server sleeps with no
+            // deadline. To stop it, the bench sets the flag and connects:
             // the pool never fills here (more slots than clients), so the
-            // listener is always among the interests and the connect wakes it.
+            // listener is always watched and the connect wakes it.
             while !flag.load(Ordering::Relaxed) {
                 server.poll(&mut stack, clock.now());
                 stack
                     .wait(server.interests(), server.poll_at(), &clock)
-                    .expect("tcpool server: poll(2)");
+                    .expect("tcpool server: wait");
             }
             server.shutdown(&mut stack, clock.now());
         })
@@ -203,7 +228,8 @@ fn start_tcpool() -> EchoServer {
 
 // ----------------------------------------------------------------- tokio
 
-fn start_tokio() -> EchoServer {
+/// The tokio peer, with a `buf`-byte buffer per connection.
+pub fn start_tokio(buf: usize) -> EchoServer {
     let listener = loopback_listener().expect("tokio server: listen on 127.0.0.1");
     let addr = listener.local_addr().expect("tokio server: bound address");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -223,7 +249,7 @@ fn start_tokio() -> EchoServer {
                     .expect("tokio server: register the listener");
                 tokio::select! {
                     _ = stop_rx => {}
-                    _ = tokio_accept_loop(listener) => {}
+                    _ = tokio_accept_loop(listener, buf) => {}
                 }
             });
             // Dropping the runtime cancels the connection tasks and closes
@@ -241,12 +267,12 @@ fn start_tokio() -> EchoServer {
 }
 
 /// Accepts for ever, one echo task per connection.
-async fn tokio_accept_loop(listener: tokio::net::TcpListener) {
+async fn tokio_accept_loop(listener: tokio::net::TcpListener, buf: usize) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(tokio_echo(stream));
+                tokio::spawn(tokio_echo(stream, buf));
             }
             // A client that gave up before it was accepted, or out of file
             // descriptors: try again.
@@ -256,9 +282,9 @@ async fn tokio_accept_loop(listener: tokio::net::TcpListener) {
 }
 
 /// Echoes one connection until the peer closes it or an error.
-async fn tokio_echo(mut stream: tokio::net::TcpStream) {
+async fn tokio_echo(mut stream: tokio::net::TcpStream, buf: usize) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut buf = vec![0u8; CONN_BUF];
+    let mut buf = vec![0u8; buf];
     loop {
         match stream.read(&mut buf).await {
             Ok(0) | Err(_) => return,
