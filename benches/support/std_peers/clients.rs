@@ -159,7 +159,6 @@ pub fn echo_chunks(addr: SocketAddr, clients: usize) -> io::Result<Workers> {
 /// `clients` connected clients; an iteration is one of them writing `size`
 /// bytes (at least 128) and reading them back.
 pub fn echo_chunks_of(addr: SocketAddr, clients: usize, size: usize) -> io::Result<Workers> {
-    const { assert!(CHUNK >= 128) };
     let size = size.max(128);
     let mut jobs: Vec<Job> = Vec::with_capacity(clients);
     for i in 0..clients {
