@@ -31,6 +31,9 @@
 //! cargo bench --bench std_peers -- --test       # each benchmark once (CI)
 //! ```
 
+// Shared with the `scaling` benchmark, which uses parts this one does not
+// (idle connections, other chunk sizes).
+#[allow(dead_code)]
 #[path = "support/std_peers/mod.rs"]
 mod support;
 
