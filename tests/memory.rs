@@ -23,8 +23,11 @@ fn per_slot_overhead_beyond_the_buffers_is_small_and_fixed() {
         report::<4, 4096, 4096>(),
         report::<64, 512, 512>(),
     ];
+    // 184 bytes of state and socket, 20 of scheduling (the slot's entries
+    // in the ready set, the activity list and the deadline queue, which
+    // make a poll's cost follow the traffic) and 2 of the watched interest.
     for overhead in sizes {
-        assert!(overhead <= 192, "slot overhead grew to {overhead} bytes");
+        assert!(overhead <= 208, "slot overhead grew to {overhead} bytes");
     }
     // The whole server is the slots plus a small constant.
     let total = core::mem::size_of::<Server<StdStack, Echo, 4, 1024, 1024>>();

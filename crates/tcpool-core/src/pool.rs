@@ -245,8 +245,10 @@ where
         );
     };
 
-    /// Bytes one slot takes in memory: its buffers and state.
-    pub const SLOT_BYTES: usize = core::mem::size_of::<Slot<H::State, RX, TX>>();
+    /// Bytes one slot takes in memory: its buffers and state, and its
+    /// entries in the ready set, the activity list and the deadline queue.
+    pub const SLOT_BYTES: usize =
+        core::mem::size_of::<Slot<H::State, RX, TX>>() + crate::sched::BYTES_PER_SLOT;
 
     /// A pool with `handler` and `config` whose slots are built in place in
     /// storage `M` (see [`storage`](crate::storage)): with a storage that

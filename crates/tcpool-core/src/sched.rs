@@ -15,6 +15,10 @@
 
 use crate::time::Instant;
 
+/// Bytes each slot adds to the ready set, the activity list and the
+/// deadline queue.
+pub(crate) const BYTES_PER_SLOT: usize = 2 + 2 + 2 + 2 + 2 + 2 + core::mem::size_of::<Instant>();
+
 /// `i + 1`, the stored form of slot `i`.
 const fn link(i: usize) -> u16 {
     (i + 1) as u16
@@ -31,11 +35,10 @@ const fn unlink(v: u16) -> Option<usize> {
 /// Slots waiting for a turn, in the order they became ready; a slot leaves
 /// it from anywhere when it gets its turn.
 pub(crate) struct ReadyQueue<const N: usize> {
-    /// For a queued slot: the one before and after it (`0`: none); a slot
-    /// is queued if `queued` says so.
+    /// For a queued slot: the one before and after it (`0`: none). A slot
+    /// is queued if it is the head or has one before it.
     prev: [u16; N],
     next: [u16; N],
-    queued: [bool; N],
     head: u16,
     tail: u16,
     len: u16,
@@ -46,7 +49,6 @@ impl<const N: usize> ReadyQueue<N> {
         ReadyQueue {
             prev: [0; N],
             next: [0; N],
-            queued: [false; N],
             head: 0,
             tail: 0,
             len: 0,
@@ -61,12 +63,15 @@ impl<const N: usize> ReadyQueue<N> {
         self.len == 0
     }
 
+    fn queued(&self, i: usize) -> bool {
+        self.prev[i] != 0 || self.head == link(i)
+    }
+
     /// Queues slot `i` at the back, unless it is queued already.
     pub(crate) fn push(&mut self, i: usize) {
-        if self.queued[i] {
+        if self.queued(i) {
             return;
         }
-        self.queued[i] = true;
         self.next[i] = 0;
         self.prev[i] = self.tail;
         match unlink(self.tail) {
@@ -86,7 +91,7 @@ impl<const N: usize> ReadyQueue<N> {
 
     /// Takes slot `i` out, wherever it is (if it is queued).
     pub(crate) fn remove(&mut self, i: usize) {
-        if !self.queued[i] {
+        if !self.queued(i) {
             return;
         }
         let (p, n) = (self.prev[i], self.next[i]);
@@ -100,7 +105,6 @@ impl<const N: usize> ReadyQueue<N> {
         }
         self.prev[i] = 0;
         self.next[i] = 0;
-        self.queued[i] = false;
         self.len -= 1;
     }
 }
@@ -109,9 +113,10 @@ impl<const N: usize> ReadyQueue<N> {
 /// A slot whose activity time changes moves to the back, so the order
 /// stays sorted as long as time does not go backwards.
 pub(crate) struct Lru<const N: usize> {
+    /// For a slot in the list: the one before and after it (`0`: none). A
+    /// slot is in the list if it is the head or has one before it.
     prev: [u16; N],
     next: [u16; N],
-    member: [bool; N],
     head: u16,
     tail: u16,
 }
@@ -121,14 +126,13 @@ impl<const N: usize> Lru<N> {
         Lru {
             prev: [0; N],
             next: [0; N],
-            member: [false; N],
             head: 0,
             tail: 0,
         }
     }
 
     pub(crate) fn contains(&self, i: usize) -> bool {
-        self.member[i]
+        self.prev[i] != 0 || self.head == link(i)
     }
 
     /// The least recently active slot.
@@ -147,7 +151,7 @@ impl<const N: usize> Lru<N> {
     }
 
     pub(crate) fn remove(&mut self, i: usize) {
-        if !self.member[i] {
+        if !self.contains(i) {
             return;
         }
         let (p, n) = (self.prev[i], self.next[i]);
@@ -161,16 +165,14 @@ impl<const N: usize> Lru<N> {
         }
         self.prev[i] = 0;
         self.next[i] = 0;
-        self.member[i] = false;
     }
 
     /// Puts slot `i` at the back (moving it if it is in the list).
     pub(crate) fn push_back(&mut self, i: usize) {
-        if self.member[i] && unlink(self.tail) == Some(i) {
+        if unlink(self.tail) == Some(i) {
             return;
         }
         self.remove(i);
-        self.member[i] = true;
         self.prev[i] = self.tail;
         self.next[i] = 0;
         match unlink(self.tail) {
@@ -326,7 +328,7 @@ mod tests {
         q.push(2);
         q.push(3);
         assert_eq!(q.len(), 3);
-        assert!(q.queued[0] && !q.queued[1]);
+        assert!(q.queued(0) && !q.queued(1));
         assert_eq!(q.pop(), Some(2));
         q.push(2);
         assert_eq!(q.pop(), Some(0));
