@@ -102,6 +102,8 @@ struct Net {
     /// only these can be ready, so `take_ready` costs what changed, not
     /// what is watched.
     changed: BTreeSet<SockState>,
+    /// `receive` calls on server sockets so far.
+    receives: u64,
 }
 
 impl Net {
@@ -163,6 +165,7 @@ impl MockStack {
                 reports_ready: false,
                 watches: BTreeMap::new(),
                 changed: BTreeSet::new(),
+                receives: 0,
             })),
         }
     }
@@ -178,6 +181,12 @@ impl MockStack {
     /// [`Backend::take_ready`]: crate::Backend::take_ready
     pub fn set_reports_ready(&self, on: bool) {
         self.net.borrow_mut().reports_ready = on;
+    }
+
+    /// How many times the server side has called `receive` so far (what a
+    /// poll costs the stack).
+    pub fn receive_calls(&self) -> u64 {
+        self.net.borrow().receives
     }
 
     /// How many sockets are watched now (on a stack that reports
@@ -389,6 +398,7 @@ impl TcpClientStack for MockStack {
         };
         let mut net = self.net.borrow_mut();
         net.changed.insert(socket.0);
+        net.receives += 1;
         let p = &mut net.pipes[i];
         if p.client_reset {
             return Err(nb::Error::Other(MockError::Reset));

@@ -550,6 +550,10 @@ where
 #[path = "server_tests.rs"]
 mod tests;
 
+#[cfg(test)]
+#[path = "ready_tests.rs"]
+mod ready_tests;
+
 // The same tests on a stack that reports readiness (the file tells the two
 // copies apart by their module path).
 #[cfg(test)]
