@@ -684,6 +684,8 @@ async fn lane_task<A: AsyncHandler>(slot: usize, handler: &A, lanes: &dyn Lanes)
         .await;
         lane.served.set(Some(id));
         lane.kill.set(false);
+        // A consume the last connection deferred is not this one's.
+        lane.pending_consume.set(0);
         let mut peer = None;
         let reached = retry(|| {
             lanes.with_io(slot, id, &mut |conn, _| {
