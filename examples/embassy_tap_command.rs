@@ -19,9 +19,8 @@
 //!
 //! Unknown commands get `ERR unknown command`; a line over 128 bytes gets
 //! `ERR line too long` and the connection is closed (reason `protocol`).
-//! `STATS` answers with this handler's own counters (`active`, `accepted`,
-//! `bytes_in`, `bytes_out`: the connections it serves and the bytes it has
-//! read and written); an async handler does not see the pool's counters.
+//! `STATS` answers with the pool's counters, as `command` does
+//! (`AsyncConn::stats`).
 
 #[path = "common/cli.rs"]
 mod cli;
@@ -40,7 +39,7 @@ use std::time::Duration;
 use embedded_io_async::{BufRead, Write};
 use tcpool::async_handler::{AsyncConn, AsyncHandler, ConnError};
 use tcpool::framing::next_line;
-use tcpool::{CloseReason, Closed};
+use tcpool::{CloseReason, Closed, Stats};
 
 /// The longest command line accepted, terminator not counted.
 const MAX_LINE: usize = 128;
@@ -53,23 +52,6 @@ struct Commands {
     /// `--request-timeout-ms`: each line must be complete within this
     /// time of its first byte, the first one within it of the accept.
     line_timeout: Option<Duration>,
-    /// Connections being served now.
-    active: Cell<u64>,
-    /// Connections served so far.
-    accepted: Cell<u64>,
-    /// Bytes of commands read, terminators included.
-    bytes_in: Cell<u64>,
-    /// Bytes of answers written.
-    bytes_out: Cell<u64>,
-}
-
-/// One connection in `Commands::active`, until dropped.
-struct Active<'a>(&'a Cell<u64>);
-
-impl Drop for Active<'_> {
-    fn drop(&mut self) {
-        self.0.set(self.0.get() - 1);
-    }
 }
 
 /// What came of waiting for the next line.
@@ -84,7 +66,8 @@ enum Next {
 
 impl Commands {
     /// The answer to one command; `None` for `QUIT` (after `BYE`).
-    fn answer(&self, line: &[u8], out: &mut String) -> Option<()> {
+    /// `stats`: the pool's counters, for `STATS`.
+    fn answer(&self, line: &[u8], stats: &Stats, out: &mut String) -> Option<()> {
         let reading = || {
             let r = self.readings.get().wrapping_add(1);
             self.readings.set(r);
@@ -99,11 +82,8 @@ impl Commands {
             b"GET_HUMIDITY" => writeln!(out, "HUMIDITY {}", 40 + reading() % 7),
             b"STATS" => writeln!(
                 out,
-                "STATS active={} accepted={} bytes_in={} bytes_out={}",
-                self.active.get(),
-                self.accepted.get(),
-                self.bytes_in.get(),
-                self.bytes_out.get()
+                "STATS active={} accepted={} refused={} bytes_in={} bytes_out={}",
+                stats.active, stats.accepted, stats.refused, stats.bytes_in, stats.bytes_out
             ),
             b"QUIT" => {
                 out.push_str("BYE\n");
@@ -139,7 +119,6 @@ impl Commands {
                     copy[..line.len()].copy_from_slice(line);
                     let len = line.len();
                     conn.consume(used);
-                    self.bytes_in.set(self.bytes_in.get() + used as u64);
                     if self.line_timeout.is_some() {
                         conn.clear_deadline().await?;
                     }
@@ -149,12 +128,6 @@ impl Commands {
                 Err(_) => return Ok(Next::TooLong),
             }
         }
-    }
-
-    async fn write(&self, conn: &mut AsyncConn<'_>, text: &[u8]) -> Result<(), ConnError> {
-        conn.write_all(text).await?;
-        self.bytes_out.set(self.bytes_out.get() + text.len() as u64);
-        Ok(())
     }
 
     async fn session(&self, conn: &mut AsyncConn<'_>) -> Result<(), CloseReason> {
@@ -172,13 +145,14 @@ impl Commands {
                 Next::Line(line, len) => (line, len),
                 Next::End => return Ok(()),
                 Next::TooLong => {
-                    self.write(conn, b"ERR line too long\n").await?;
+                    conn.write_all(b"ERR line too long\n").await?;
                     return Err(CloseReason::Protocol);
                 }
             };
+            let stats = conn.stats().await?;
             out.clear();
-            let more = self.answer(&line[..len], &mut out);
-            self.write(conn, out.as_bytes()).await?;
+            let more = self.answer(&line[..len], &stats, &mut out);
+            conn.write_all(out.as_bytes()).await?;
             if more.is_none() {
                 return Ok(());
             }
@@ -188,10 +162,6 @@ impl Commands {
 
 impl AsyncHandler for Commands {
     async fn serve(&self, conn: &mut AsyncConn<'_>) -> Result<(), CloseReason> {
-        self.accepted.set(self.accepted.get() + 1);
-        self.active.set(self.active.get() + 1);
-        // Counted down even when the future is dropped (a reset, a timeout).
-        let _active = Active(&self.active);
         self.session(conn).await
     }
 

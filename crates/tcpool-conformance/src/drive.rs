@@ -10,7 +10,9 @@ use std::vec::Vec;
 
 use tcpool_core::{Config, Handler, Instant, Server};
 
+use crate::handlers::Recorder;
 use crate::harness::{ClientError, Drive, Harness, Patience, Recv, Unsupported};
+use crate::kind::{Kind, RecDrive};
 
 /// Writes a line to the real standard error, bypassing the test harness's
 /// output capture, so it shows even for passing tests (skips, reduced
@@ -118,6 +120,45 @@ where
     let port = h.listen_port();
     if let Err(e) = server.listen(h.stack(), port) {
         panic!("[{}] listen on port {port} failed: {e:?}", H::BACKEND);
+    }
+    let listener = server.listener().expect("listening");
+    h.listening(listener);
+    server
+}
+
+/// Starts a server of handler kind `K` serving `recorder`'s mode, listening
+/// where the harness says, and tells the harness its address.
+pub fn start<H, K, const N: usize, const RX: usize, const TX: usize>(
+    h: &mut H,
+    recorder: Recorder,
+    config: Config,
+) -> K::Server<N, RX, TX>
+where
+    H: Harness,
+    K: Kind<H::Stack>,
+{
+    let port = h.listen_port();
+    start_on::<H, K, N, RX, TX>(h, recorder, config, port)
+}
+
+/// [`start`] on a given port (a restarted server rebinding its port).
+pub fn start_on<H, K, const N: usize, const RX: usize, const TX: usize>(
+    h: &mut H,
+    recorder: Recorder,
+    config: Config,
+    port: u16,
+) -> K::Server<N, RX, TX>
+where
+    H: Harness,
+    K: Kind<H::Stack>,
+{
+    let mut server = K::server::<N, RX, TX>(recorder, config);
+    if let Err(e) = server.listen(h.stack(), port) {
+        panic!(
+            "[{}] {} server: listen on port {port} failed: {e:?}",
+            H::BACKEND,
+            K::NAME
+        );
     }
     let listener = server.listener().expect("listening");
     h.listening(listener);

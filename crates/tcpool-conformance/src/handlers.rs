@@ -83,23 +83,23 @@ pub struct ConnState {
 }
 
 #[derive(Debug)]
-struct Stream {
-    pattern: Pattern,
-    offset: u64,
-    total: u64,
+pub(crate) struct Stream {
+    pub(crate) pattern: Pattern,
+    pub(crate) offset: u64,
+    pub(crate) total: u64,
 }
 
 /// A handler that serves one [`Mode`] and records every connection in
 /// open order (see [`conns`](Recorder::conns)).
 #[derive(Debug)]
 pub struct Recorder {
-    mode: Mode,
+    pub(crate) mode: Mode,
     keep_data: bool,
-    trailer: &'static [u8],
-    conns: Vec<ConnRecord>,
+    pub(crate) trailer: &'static [u8],
+    pub(crate) conns: Vec<ConnRecord>,
     order: Vec<Closed>,
-    refusing: bool,
-    line_timeout: Option<LineTimeout>,
+    pub(crate) refusing: bool,
+    pub(crate) line_timeout: Option<LineTimeout>,
 }
 
 impl Recorder {
@@ -168,18 +168,49 @@ impl Recorder {
         self.conns.iter().map(|c| c.consumed).sum()
     }
 
-    fn record(&mut self, state: &ConnState) -> &mut ConnRecord {
-        &mut self.conns[state.index]
+    /// Records a new connection (what `on_open` records); returns its index.
+    pub(crate) fn open(&mut self, id: ConnId, peer: SocketAddr, now: Instant) -> usize {
+        self.conns.push(ConnRecord {
+            id,
+            peer,
+            opened_at: now,
+            last_data_at: now,
+            consumed: 0,
+            data: Vec::new(),
+            messages: Vec::new(),
+            peer_closed_after: None,
+            data_after_peer_closed: 0,
+            writable_calls: 0,
+            pending_at_close: None,
+            closed: None,
+            closed_calls: 0,
+        });
+        self.conns.len() - 1
     }
 
-    fn take(&mut self, state: &ConnState, conn: &Conn<'_>, data: &[u8]) {
+    /// Records `data` as consumed by connection `index` at `now`.
+    pub(crate) fn take_at(&mut self, index: usize, now: Instant, data: &[u8]) {
         let keep = self.keep_data;
-        let rec = self.record(state);
+        let rec = &mut self.conns[index];
         rec.consumed += data.len() as u64;
-        rec.last_data_at = conn.now();
+        rec.last_data_at = now;
         if keep {
             rec.data.extend_from_slice(data);
         }
+    }
+
+    /// Records the end of connection `index` (what `on_closed` records).
+    pub(crate) fn close_record(&mut self, index: usize, closed: &Closed) {
+        let rec = &mut self.conns[index];
+        rec.closed_calls += 1;
+        if rec.closed.is_none() {
+            rec.closed = Some(*closed);
+        }
+        self.order.push(*closed);
+    }
+
+    fn take(&mut self, state: &ConnState, conn: &Conn<'_>, data: &[u8]) {
+        self.take_at(state.index, conn.now(), data);
     }
 
     /// Writes as much of the `SEND` stream as fits; closes once all is queued.
@@ -301,7 +332,7 @@ impl Recorder {
 }
 
 /// `SEND <n> <seed>`.
-fn parse_send(line: &[u8]) -> Option<Stream> {
+pub(crate) fn parse_send(line: &[u8]) -> Option<Stream> {
     let text = core::str::from_utf8(line).ok()?;
     let mut words = text.split(' ');
     if words.next()? != "SEND" {
@@ -324,26 +355,12 @@ impl Handler for Recorder {
     }
 
     fn on_open(&mut self, conn: &mut Conn<'_>) -> ConnState {
-        self.conns.push(ConnRecord {
-            id: conn.id(),
-            peer: conn.peer(),
-            opened_at: conn.now(),
-            last_data_at: conn.now(),
-            consumed: 0,
-            data: Vec::new(),
-            messages: Vec::new(),
-            peer_closed_after: None,
-            data_after_peer_closed: 0,
-            writable_calls: 0,
-            pending_at_close: None,
-            closed: None,
-            closed_calls: 0,
-        });
+        let index = self.open(conn.id(), conn.peer(), conn.now());
         if let (Some(t), Mode::Lines { .. }) = (self.line_timeout, self.mode) {
             t.opened(conn);
         }
         ConnState {
-            index: self.conns.len() - 1,
+            index,
             stream: None,
             trailer_left: 0,
         }
@@ -398,12 +415,7 @@ impl Handler for Recorder {
     }
 
     fn on_closed(&mut self, closed: &Closed, state: ConnState) {
-        let rec = &mut self.conns[state.index];
-        rec.closed_calls += 1;
-        if rec.closed.is_none() {
-            rec.closed = Some(*closed);
-        }
-        self.order.push(*closed);
+        self.close_record(state.index, closed);
     }
 }
 

@@ -16,6 +16,26 @@
 //! `cargo test` lists `mock::echo_round_trip`, `mock::rebind_after_restart`,
 //! and so on (see [`scenarios::ALL`]).
 //!
+//! # Both handler kinds
+//!
+//! Every scenario runs with either kind of handler ([`Kind`]): callback
+//! `Handler`s ([`Callbacks`], the default) or async handlers ([`Async`]:
+//! sequential code over `AsyncConn`, one task per slot). A third argument
+//! picks the kind:
+//!
+//! ```
+//! tcpool_conformance::conformance_suite!(
+//!     mock_async,
+//!     tcpool_conformance::MockHarness,
+//!     tcpool_conformance::Async
+//! );
+//! # fn main() {}
+//! ```
+//!
+//! The scenarios are written once, against [`RecDrive`] (the server as
+//! they see it); both kinds record the same events in a [`Recorder`], so
+//! each scenario checks the same things whichever kind served it.
+//!
 //! # What is in the crate
 //!
 //! * [`Harness`]: the server-side stack, clients, stepping the network and
@@ -27,6 +47,8 @@
 //! * [`Recorder`]: the handlers the scenarios run (echo, sink, hold, lines,
 //!   length-prefixed frames), recording every connection; [`Echo`], the
 //!   plain echo handler for tests and benchmarks that need nothing more.
+//! * [`AsyncRecorder`]: the same application as an async handler, and
+//!   [`AsyncServerDrive`], the async server stepped as a [`Drive`].
 //! * [`FaultyStack`]: a wrapper injecting would-block, short reads and
 //!   writes, accept errors and connection errors into any stack, from a
 //!   seeded RNG.
@@ -39,21 +61,25 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod async_handlers;
 mod drive;
 mod faulty;
 mod handlers;
 mod harness;
+mod kind;
 mod mock;
 mod pattern;
 pub mod properties;
 pub mod scenarios;
 
-pub use drive::{Bound, Peer, loud, note, serve, skipped, wait_for};
+pub use async_handlers::AsyncRecorder;
+pub use drive::{Bound, Peer, loud, note, serve, skipped, start, start_on, wait_for};
 pub use faulty::{FaultCounts, FaultError, Faults, FaultyStack, Op};
 pub use handlers::{ConnRecord, ConnState, Echo, Mode, Recorder};
 pub use harness::{
     ClientError, Drive, Harness, NoServer, Patience, Recv, SocketOf, TransferSize, Unsupported,
 };
+pub use kind::{Async, AsyncServerDrive, Callbacks, Kind, RecDrive};
 pub use mock::{MOCK_BACKLOG, MOCK_MAX_SOCKETS, MOCK_PORT, MockHarness, Wake};
 pub use pattern::Pattern;
 
@@ -64,7 +90,9 @@ pub fn run_scenario<H: Harness>(scenario: fn(&mut H)) {
 }
 
 /// Expands to a module named `$backend` holding one `#[test]` per scenario
-/// of [`scenarios`], each running it on a fresh `$harness`.
+/// of [`scenarios`], each running it on a fresh `$harness`, with callback
+/// handlers or with the handler kind given as a third argument
+/// ([`Callbacks`], [`Async`]).
 ///
 /// The module name must not shadow a crate the tests use (`std`, `core`):
 ///
@@ -76,12 +104,15 @@ pub fn run_scenario<H: Harness>(scenario: fn(&mut H)) {
 #[macro_export]
 macro_rules! conformance_suite {
     ($backend:ident, $harness:ty) => {
+        $crate::conformance_suite!($backend, $harness, $crate::Callbacks);
+    };
+    ($backend:ident, $harness:ty, $kind:ty) => {
         #[allow(non_snake_case)]
         mod $backend {
             #[allow(unused_imports)]
             use super::*;
             $crate::__conformance_tests! {
-                $harness;
+                $harness, $kind;
                 echo_round_trip,
                 connect_send_close_2000_cycles_lose_no_bytes,
                 more_clients_than_slots_defer_without_eviction,
@@ -113,11 +144,11 @@ macro_rules! conformance_suite {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __conformance_tests {
-    ($harness:ty; $($scenario:ident),* $(,)?) => {
+    ($harness:ty, $kind:ty; $($scenario:ident),* $(,)?) => {
         $(
             #[test]
             fn $scenario() {
-                $crate::run_scenario::<$harness>($crate::scenarios::$scenario::<$harness>);
+                $crate::run_scenario::<$harness>($crate::scenarios::$scenario::<$harness, $kind>);
             }
         )*
         /// The macro's list and [`scenarios::ALL`] name the same scenarios.

@@ -45,7 +45,9 @@
 
 use core::cell::{Cell, Ref, RefCell};
 use core::future::{Future, poll_fn};
+use core::marker::PhantomData;
 use core::net::SocketAddr;
+use core::ops::DerefMut;
 use core::pin::pin;
 use core::task::{Poll, Waker};
 
@@ -53,9 +55,11 @@ use embassy_futures::join::{join, join_array};
 use embassy_futures::select::{Either, select};
 
 use crate::asynch::{AsyncBackend, Clock, drive};
+use crate::backend::Backend;
 use crate::fmt::warning;
 use crate::handler::{CloseReason, Closed, Conn, ConnId, Handler};
 use crate::server::Server;
+use crate::stats::Stats;
 use crate::time::Instant;
 
 /// Sequential per-connection code: the second kind of handler.
@@ -191,26 +195,203 @@ trait Lanes {
     fn kick(&self);
 }
 
-struct Shared<
-    'a,
-    'h,
-    S: AsyncBackend,
+/// The connection tasks of an [`AsyncHandler`] and what they share with
+/// the driver that polls the server: the state [`serve`] keeps, for a
+/// program that polls the server itself.
+///
+/// [`serve`] is the usual way to run async handlers; `Tasks` is its inside,
+/// for a test harness or an event loop that already steps a [`Server`]
+/// with [`Server::poll`] and wants async handlers on it. `P` holds the
+/// server: `&mut AsyncServer` or an owned (boxed) one. The server is lent
+/// to the tasks with [`lend`](Tasks::lend) and taken back with
+/// [`take`](Tasks::take); between the two, one turn is:
+///
+/// 1. [`step`](Tasks::step) with the server's poll in it: it runs the poll
+///    and then hands each task the connection in its slot (and ends the
+///    tasks whose connection the pool has ended);
+/// 2. poll the future of [`run`](Tasks::run) once: each task reads and
+///    writes as far as it can. A task that queued output or consumed input
+///    wakes the waker given to `step`: the server has work, step again.
+///
+/// ```
+/// use core::pin::pin;
+/// use core::task::{Context, Waker};
+/// use embedded_io_async::{Read, Write};
+/// use tcpool_core::async_handler::{Adapter, AsyncConn, AsyncHandler, AsyncServer, Tasks};
+/// use tcpool_core::mock::MockStack;
+/// use tcpool_core::{CloseReason, Config, Instant, Server};
+///
+/// struct Shout;
+/// impl AsyncHandler for Shout {
+///     async fn serve(&self, conn: &mut AsyncConn<'_>) -> Result<(), CloseReason> {
+///         let mut buf = [0u8; 16];
+///         let n = conn.read(&mut buf).await?;
+///         buf[..n].make_ascii_uppercase();
+///         conn.write_all(&buf[..n]).await?;
+///         Ok(())
+///     }
+/// }
+///
+/// let handler = Shout;
+/// let mut stack = MockStack::new();
+/// let mut server: AsyncServer<'_, MockStack, Shout, 2, 64, 64> =
+///     Server::new(Adapter::new(&handler), Config::new());
+/// server.listen(&mut stack, 7).unwrap();
+/// let client = stack.connect_client(7).unwrap();
+/// client.send(b"hey");
+///
+/// let tasks = Tasks::new();
+/// tasks.lend(&mut server);
+/// let mut run = pin!(tasks.run(&handler));
+/// let mut cx = Context::from_waker(Waker::noop());
+/// for _ in 0..4 {
+///     tasks.step(Instant::ZERO, Waker::noop(), |s| s.poll(&mut stack, Instant::ZERO));
+///     let _ = run.as_mut().poll(&mut cx);
+/// }
+/// assert_eq!(client.recv_all(), b"HEY");
+/// assert!(tasks.take().is_some());
+/// ```
+pub struct Tasks<'h, S, A, P, const N: usize, const RX: usize, const TX: usize>
+where
+    S: Backend,
     A: AsyncHandler,
-    const N: usize,
-    const RX: usize,
-    const TX: usize,
-> {
-    server: RefCell<&'a mut AsyncServer<'h, S, A, N, RX, TX>>,
+    P: DerefMut<Target = AsyncServer<'h, S, A, N, RX, TX>>,
+{
+    server: RefCell<Option<Lent<'h, S, A, P, N, RX, TX>>>,
     lanes: [Lane; N],
     now: Cell<Instant>,
     waker: RefCell<Option<Waker>>,
+    _server: PhantomData<fn(&'h A, S)>,
 }
 
-impl<S, A, const N: usize, const RX: usize, const TX: usize> Lanes
-    for Shared<'_, '_, S, A, N, RX, TX>
+impl<'h, S, A, P, const N: usize, const RX: usize, const TX: usize> Default
+    for Tasks<'h, S, A, P, N, RX, TX>
 where
-    S: AsyncBackend,
+    S: Backend,
     A: AsyncHandler,
+    P: DerefMut<Target = AsyncServer<'h, S, A, N, RX, TX>>,
+{
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<'h, S, A, P, const N: usize, const RX: usize, const TX: usize> Tasks<'h, S, A, P, N, RX, TX>
+where
+    S: Backend,
+    A: AsyncHandler,
+    P: DerefMut<Target = AsyncServer<'h, S, A, N, RX, TX>>,
+{
+    /// No server yet, no connection handed out.
+    pub fn new() -> Self {
+        Tasks {
+            server: RefCell::new(None),
+            lanes: core::array::from_fn(|_| Lane::default()),
+            now: Cell::new(Instant::ZERO),
+            waker: RefCell::new(None),
+            _server: PhantomData,
+        }
+    }
+
+    /// Lends the server to the tasks (replacing one lent before).
+    pub fn lend(&self, server: P) {
+        self.server.replace(Some(Lent {
+            server,
+            _server: PhantomData,
+        }));
+    }
+
+    /// Takes the server back; `None` if none is lent, or if a task holds a
+    /// `fill_buf` slice across an await (then [`step`](Tasks::step) marks it
+    /// to be ended: poll the tasks and try again).
+    pub fn take(&self) -> Option<P> {
+        Some(self.server.try_borrow_mut().ok()?.take()?.server)
+    }
+
+    /// One turn of the driver: with `now` as the tasks' time and `waker` as
+    /// the one woken when a task needs the server polled again, runs `poll`
+    /// on the server (normally [`Server::poll`] and whatever else the
+    /// driver does), then hands each task the connection in its slot and
+    /// ends the tasks whose connection the pool has ended.
+    ///
+    /// `None` (and `poll` not run) if no server is lent, or if a task holds
+    /// a `fill_buf` slice across an await: that task is marked to be ended
+    /// (its connection closes with `protocol`), and `waker` is woken.
+    pub fn step<R>(
+        &self,
+        now: Instant,
+        waker: &Waker,
+        poll: impl FnOnce(&mut AsyncServer<'h, S, A, N, RX, TX>) -> R,
+    ) -> Option<R> {
+        self.waker.replace(Some(waker.clone()));
+        self.now.set(now);
+        let Ok(mut server) = self.server.try_borrow_mut() else {
+            self.end_holders();
+            waker.wake_by_ref();
+            return None;
+        };
+        let server = &mut *server.as_mut()?.server;
+        let out = poll(server);
+        self.hand_out(server);
+        Some(out)
+    }
+
+    /// The connection tasks, one per slot, in one future that never
+    /// completes: each waits for a connection in its slot, serves it with
+    /// `handler` until the handler returns or the pool ends it, and waits
+    /// again. Poll it after each [`step`](Tasks::step).
+    pub async fn run(&self, handler: &A) {
+        let lanes: &dyn Lanes = self;
+        join_array(core::array::from_fn::<_, N, _>(|slot| {
+            lane_task(slot, handler, lanes)
+        }))
+        .await;
+    }
+
+    /// Marks every task holding a `fill_buf` slice across an await to be
+    /// ended (its future is dropped, which frees the pool).
+    fn end_holders(&self) {
+        for (slot, lane) in self.lanes.iter().enumerate() {
+            if lane.holding.get() && !lane.kill.get() {
+                warning!(
+                    "slot {}: the handler held input across an await; closing",
+                    slot
+                );
+                lane.kill.set(true);
+            }
+        }
+    }
+
+    /// Hands each task the connection in its slot; a task whose connection
+    /// the pool has ended drops its handler future.
+    fn hand_out(&self, server: &mut AsyncServer<'h, S, A, N, RX, TX>) {
+        let pool = server.pool_mut();
+        for (slot, lane) in self.lanes.iter().enumerate() {
+            let live = pool.live_id(slot);
+            if let Some(id) = lane.served.get()
+                && live != Some(id)
+            {
+                lane.kill.set(true);
+            }
+            if live.is_some() {
+                lane.conn.set(live);
+            }
+        }
+    }
+}
+
+/// The server lent to [`Tasks`].
+struct Lent<'h, S, A, P, const N: usize, const RX: usize, const TX: usize> {
+    server: P,
+    _server: PhantomData<fn(&'h A, S)>,
+}
+
+impl<'h, S, A, P, const N: usize, const RX: usize, const TX: usize> Lanes
+    for Tasks<'h, S, A, P, N, RX, TX>
+where
+    S: Backend,
+    A: AsyncHandler,
+    P: DerefMut<Target = AsyncServer<'h, S, A, N, RX, TX>>,
 {
     fn lane(&self, slot: usize) -> &Lane {
         &self.lanes[slot]
@@ -231,9 +412,13 @@ where
             // driver ends that one.
             return Ok(false);
         };
+        let Some(server) = server.as_mut() else {
+            return Ok(false); // not lent now
+        };
         let now = self.now.get();
         let lane = &self.lanes[slot];
         server
+            .server
             .pool_mut()
             .with_io(slot, id, now, |conn, input| {
                 let skip = lane.pending_consume.take().min(input.len());
@@ -243,9 +428,9 @@ where
             .ok_or(ConnError::Closed)
     }
 
-    fn input(&self, slot: usize, id: ConnId) -> Option<Ref<'_, [u8]>> {
+    fn input<'b>(&'b self, slot: usize, id: ConnId) -> Option<Ref<'b, [u8]>> {
         let server = self.server.try_borrow().ok()?;
-        Ref::filter_map(server, |s| s.pool().input(slot, id)).ok()
+        Ref::filter_map(server, |s| s.as_ref()?.server.pool().input(slot, id)).ok()
     }
 
     fn kick(&self) {
@@ -333,6 +518,28 @@ impl<'a> AsyncConn<'a> {
             (Some(()), 0)
         })
         .await
+    }
+
+    /// Closes the connection at once with a reset ([`Conn::abort`]):
+    /// pending output is discarded and the peer sees a reset (RST), not an
+    /// end of stream; the close reason is `aborted`. Return from
+    /// [`AsyncHandler::serve`] afterwards (every other operation fails).
+    pub async fn abort(&mut self) -> Result<(), ConnError> {
+        self.until(|conn, _| {
+            conn.abort();
+            (Some(()), 0)
+        })
+        .await
+    }
+
+    /// The server's counters as they stand now ([`Conn::stats`]).
+    pub async fn stats(&mut self) -> Result<Stats, ConnError> {
+        self.until(|conn, _| (Some(*conn.stats()), 0)).await
+    }
+
+    /// Bytes queued and not yet taken by the stack ([`Conn::tx_pending`]).
+    pub async fn tx_pending(&mut self) -> Result<usize, ConnError> {
+        self.until(|conn, _| (Some(conn.tx_pending()), 0)).await
     }
 
     /// Waits until more input than the `have` bytes buffered now has
@@ -477,6 +684,8 @@ async fn lane_task<A: AsyncHandler>(slot: usize, handler: &A, lanes: &dyn Lanes)
         .await;
         lane.served.set(Some(id));
         lane.kill.set(false);
+        // A consume the last connection deferred is not this one's.
+        lane.pending_consume.set(0);
         let mut peer = None;
         let reached = retry(|| {
             lanes.with_io(slot, id, &mut |conn, _| {
@@ -590,55 +799,22 @@ where
     C: Clock,
     F: Future,
 {
-    let shared: Shared<'a, 'h, S, A, N, RX, TX> = Shared {
-        server: RefCell::new(server),
-        lanes: core::array::from_fn(|_| Lane::default()),
-        now: Cell::new(clock.now()),
-        waker: RefCell::new(None),
-    };
-    let shared = &shared;
-    let lanes: &dyn Lanes = shared;
-    let tasks = join_array(core::array::from_fn::<_, N, _>(|slot| {
-        lane_task(slot, handler, lanes)
-    }));
+    let tasks: Tasks<'h, S, A, &'a mut AsyncServer<'h, S, A, N, RX, TX>, N, RX, TX> = Tasks::new();
+    tasks.lend(server);
+    let tasks = &tasks;
     let driver = poll_fn(|cx| {
-        shared.waker.replace(Some(cx.waker().clone()));
-        let Ok(mut server) = shared.server.try_borrow_mut() else {
-            // A task suspended while holding a `fill_buf` slice: end that
-            // connection (its future is dropped, which frees the pool).
-            for (slot, lane) in shared.lanes.iter().enumerate() {
-                if lane.holding.get() && !lane.kill.get() {
-                    warning!(
-                        "slot {}: the handler held input across an await; closing",
-                        slot
-                    );
-                    lane.kill.set(true);
-                }
-            }
-            cx.waker().wake_by_ref();
-            return Poll::<()>::Pending;
-        };
-        shared.now.set(clock.now());
-        drive(&mut server, stack, clock, cx.waker());
-        shared.now.set(clock.now());
-        // Hand each task the connection in its slot; a task whose
-        // connection the pool has ended drops its handler future.
-        let pool = server.pool_mut();
-        for (slot, lane) in shared.lanes.iter().enumerate() {
-            let live = pool.live_id(slot);
-            if let Some(id) = lane.served.get()
-                && live != Some(id)
-            {
-                lane.kill.set(true);
-            }
-            if live.is_some() {
-                lane.conn.set(live);
-            }
+        let now = clock.now();
+        let ran = tasks.step(now, cx.waker(), |server| {
+            drive(server, stack, clock, cx.waker());
+        });
+        if ran.is_some() {
+            tasks.now.set(clock.now());
         }
         Poll::<()>::Pending
     });
+    let work_tasks = tasks.run(handler);
     let mut stop = pin!(stop);
-    let mut work = pin!(join(driver, tasks));
+    let mut work = pin!(join(driver, work_tasks));
     poll_fn(|cx| {
         if let Poll::Ready(out) = stop.as_mut().poll(cx) {
             return Poll::Ready(out);

@@ -41,6 +41,8 @@ enum Mode {
     Hog,
     /// Admits nobody.
     Refuse,
+    /// Reads, queues a reply, then aborts.
+    Abort,
 }
 
 struct Test {
@@ -107,6 +109,15 @@ impl AsyncHandler for Test {
                 let data: Vec<u8> = (0..20_000).map(pattern).collect();
                 conn.write_all(&data).await?;
                 conn.flush().await?;
+                Ok(())
+            }
+            Mode::Abort => {
+                let mut buf = [0u8; 8];
+                conn.read(&mut buf).await?;
+                assert_eq!(conn.stats().await?.accepted, 1, "the server's counters");
+                conn.write_all(b"bye").await?;
+                assert_eq!(conn.tx_pending().await?, 3, "queued, not sent yet");
+                conn.abort().await?;
                 Ok(())
             }
             Mode::Hog => {
@@ -299,6 +310,31 @@ fn writes_wait_for_room_and_lose_nothing() {
     assert_eq!(got.len(), want.len());
     assert!(got == want, "the stream arrived intact");
     assert_eq!(handler.reasons(), [CloseReason::Local]);
+}
+
+#[test]
+fn abort_resets_the_peer_and_discards_pending_output() {
+    let handler = Test::new(Mode::Abort);
+    let mut stack = MockStack::new();
+    let mut got = Vec::new();
+    let mut reset = false;
+    let connect = |stack: &MockStack| {
+        let client = stack.connect_client(7).unwrap();
+        client.send(b"x");
+        client
+    };
+    run::<16, 16, _>(&handler, &mut stack, Config::new(), connect, |client, _| {
+        let mut buf = [0u8; 16];
+        match client.recv(&mut buf) {
+            ClientRead::Data(n) => got.extend_from_slice(&buf[..n]),
+            ClientRead::Reset => reset = true,
+            ClientRead::Eof => panic!("an end of stream instead of a reset"),
+            ClientRead::WouldBlock => {}
+        }
+        !reset
+    });
+    assert!(got.is_empty(), "the queued reply was discarded: {got:?}");
+    assert_eq!(handler.reasons(), [CloseReason::Aborted]);
 }
 
 #[test]

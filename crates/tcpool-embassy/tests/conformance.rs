@@ -1,4 +1,5 @@
-//! The shared conformance suite on embassy-net: the server's `Pool` on one
+//! The shared conformance suite on embassy-net, with both handler kinds
+//! (modules `embassy` and `embassy_async`): the server's `Pool` on one
 //! embassy-net stack, clients as sockets of a second `Pool` on another,
 //! joined by an in-memory wire (`tcpool_embassy::sim`), on embassy-time's
 //! mock clock advancing 1 ms per step.
@@ -370,4 +371,7 @@ impl EmbassyHarness {
 #[allow(dead_code)]
 fn _hold_is_static(_: &'static SynHold) {}
 
+// Every scenario with each handler kind: callback `Handler`s, and async
+// handlers (`AsyncHandler`s in connection tasks over the same server).
 tcpool_conformance::conformance_suite!(embassy, EmbassyHarness);
+tcpool_conformance::conformance_suite!(embassy_async, EmbassyHarness, tcpool_conformance::Async);

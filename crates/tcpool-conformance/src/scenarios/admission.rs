@@ -5,15 +5,16 @@ use std::vec::Vec;
 
 use tcpool_core::{CloseReason, Config, WhenFull};
 
-use super::{RecServer, assert_all_closed};
-use crate::drive::{Bound, Peer, note, serve, wait_for};
+use super::assert_all_closed;
+use crate::drive::{Bound, Peer, note, start, wait_for};
 use crate::handlers::{Mode, Recorder};
 use crate::harness::{ClientError, Harness};
+use crate::kind::{Kind, RecDrive};
 
 /// Echoes `msg` on `peer` and waits for it.
-fn round_trip<H: Harness, const N: usize, const RX: usize, const TX: usize>(
+fn round_trip<H: Harness, D: RecDrive<H::Stack>>(
     h: &mut H,
-    server: &mut RecServer<H, N, RX, TX>,
+    server: &mut D,
     peer: &mut Peer<H>,
     msg: &[u8],
 ) {
@@ -31,11 +32,7 @@ fn round_trip<H: Harness, const N: usize, const RX: usize, const TX: usize>(
 }
 
 /// Half-closes every peer and waits for the server to close each.
-fn leave_all<H: Harness, const N: usize, const RX: usize, const TX: usize>(
-    h: &mut H,
-    server: &mut RecServer<H, N, RX, TX>,
-    peers: &mut [Peer<H>],
-) {
+fn leave_all<H: Harness, D: RecDrive<H::Stack>>(h: &mut H, server: &mut D, peers: &mut [Peer<H>]) {
     for p in peers.iter_mut() {
         if p.client.is_some() && !p.ended() {
             p.shutdown_write(h);
@@ -53,9 +50,9 @@ fn leave_all<H: Harness, const N: usize, const RX: usize, const TX: usize>(
 /// round after round, the other two get nothing and wait, and none of the
 /// four is closed to make room. When one of the four leaves, the fifth is
 /// served, with the bytes it sent while waiting.
-pub fn more_clients_than_slots_defer_without_eviction<H: Harness>(h: &mut H) {
+pub fn more_clients_than_slots_defer_without_eviction<H: Harness, K: Kind<H::Stack>>(h: &mut H) {
     let b = H::BACKEND;
-    let mut server: RecServer<H, 4, 256, 256> = serve(h, Recorder::new(Mode::Echo), Config::new());
+    let mut server = start::<H, K, 4, 256, 256>(h, Recorder::new(Mode::Echo), Config::new());
     let mut served: Vec<Peer<H>> = Vec::new();
     for i in 0..4 {
         let mut p = Peer::connect(h, &mut server, format!("client {i}"));
@@ -143,12 +140,12 @@ pub fn more_clients_than_slots_defer_without_eviction<H: Harness>(h: &mut H) {
 /// Under `WhenFull::Reject`, a client arriving at a full pool gets the
 /// banner and a clean close (a FIN, not a reset); the served clients are
 /// untouched, and the refused one never reaches the handler.
-pub fn reject_closes_newcomers_cleanly<H: Harness>(h: &mut H) {
+pub fn reject_closes_newcomers_cleanly<H: Harness, K: Kind<H::Stack>>(h: &mut H) {
     let b = H::BACKEND;
     let config = Config::new()
         .with_when_full(WhenFull::Reject)
         .with_reject_banner(b"busy\n");
-    let mut server: RecServer<H, 2, 256, 256> = serve(h, Recorder::new(Mode::Echo), config);
+    let mut server = start::<H, K, 2, 256, 256>(h, Recorder::new(Mode::Echo), config);
     let mut a = Peer::connect(h, &mut server, "client a");
     round_trip(h, &mut server, &mut a, b"a");
     let mut c = Peer::connect(h, &mut server, "client b");
@@ -194,11 +191,13 @@ pub fn reject_closes_newcomers_cleanly<H: Harness>(h: &mut H) {
 /// served client has been active within `min_idle`; once one has been
 /// silent that long, the one idle longest is closed (reason `evicted`) and
 /// the newcomer takes its slot. Checked with the server's own timestamps.
-pub fn evict_idlest_picks_longest_idle_and_respects_min_idle<H: Harness>(h: &mut H) {
+pub fn evict_idlest_picks_longest_idle_and_respects_min_idle<H: Harness, K: Kind<H::Stack>>(
+    h: &mut H,
+) {
     let b = H::BACKEND;
     let min_idle = Duration::from_millis(1_000);
     let config = Config::new().with_when_full(WhenFull::EvictIdlest { min_idle });
-    let mut server: RecServer<H, 2, 256, 256> = serve(h, Recorder::new(Mode::Echo), config);
+    let mut server = start::<H, K, 2, 256, 256>(h, Recorder::new(Mode::Echo), config);
     let mut a = Peer::connect(h, &mut server, "client a");
     round_trip(h, &mut server, &mut a, b"a");
     let a_addr = a.addr(h);
@@ -276,11 +275,11 @@ pub fn evict_idlest_picks_longest_idle_and_respects_min_idle<H: Harness>(h: &mut
 /// evicted, and a handler that admits nobody new: the newcomer is refused,
 /// and neither idle client loses its slot (admission is decided before
 /// eviction, so a refused peer never costs anyone a slot).
-pub fn refused_peer_never_evicts<H: Harness>(h: &mut H) {
+pub fn refused_peer_never_evicts<H: Harness, K: Kind<H::Stack>>(h: &mut H) {
     let b = H::BACKEND;
     let min_idle = Duration::from_millis(100);
     let config = Config::new().with_when_full(WhenFull::EvictIdlest { min_idle });
-    let mut server: RecServer<H, 2, 256, 256> = serve(h, Recorder::new(Mode::Echo), config);
+    let mut server = start::<H, K, 2, 256, 256>(h, Recorder::new(Mode::Echo), config);
     let mut idle: Vec<Peer<H>> = Vec::new();
     for i in 0..2 {
         let mut p = Peer::connect(h, &mut server, format!("idle client {i}"));
@@ -327,12 +326,11 @@ pub fn refused_peer_never_evicts<H: Harness>(h: &mut H) {
 /// server runs): the stack queues what it can and refuses or delays the
 /// rest; clients retry. Every client is eventually served exactly its own
 /// echo, no client that was served is reset, and the books balance.
-pub fn accept_burst_larger_than_backlog<H: Harness>(h: &mut H) {
+pub fn accept_burst_larger_than_backlog<H: Harness, K: Kind<H::Stack>>(h: &mut H) {
     let b = H::BACKEND;
     const SLOTS: usize = 4;
     let burst = 2 * (h.backlog() + SLOTS) + 4;
-    let mut server: RecServer<H, SLOTS, 256, 256> =
-        serve(h, Recorder::new(Mode::Echo), Config::new());
+    let mut server = start::<H, K, SLOTS, 256, 256>(h, Recorder::new(Mode::Echo), Config::new());
     struct Burst<H: Harness> {
         peer: Option<Peer<H>>,
         message: Vec<u8>,

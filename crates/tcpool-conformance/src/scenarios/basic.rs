@@ -5,16 +5,17 @@ use std::vec::Vec;
 
 use tcpool_core::{CloseReason, Config};
 
-use super::{RecServer, assert_all_closed};
-use crate::drive::{Bound, Peer, serve, wait_for};
+use super::assert_all_closed;
+use crate::drive::{Bound, Peer, start, wait_for};
 use crate::handlers::{Mode, Recorder};
 use crate::harness::{ClientError, Harness};
+use crate::kind::{Kind, RecDrive};
 
 /// One client sends two messages, gets each echoed, half-closes and sees
 /// the server close after it; the handler saw exactly the bytes sent.
-pub fn echo_round_trip<H: Harness>(h: &mut H) {
+pub fn echo_round_trip<H: Harness, K: Kind<H::Stack>>(h: &mut H) {
     let b = H::BACKEND;
-    let mut server: RecServer<H, 4, 512, 512> = serve(h, Recorder::new(Mode::Echo), Config::new());
+    let mut server = start::<H, K, 4, 512, 512>(h, Recorder::new(Mode::Echo), Config::new());
     let mut c = Peer::connect(h, &mut server, "client");
     let addr = c.addr(h);
     c.send_all(h, &mut server, b"hello, pool");
@@ -69,9 +70,9 @@ const IN_FLIGHT: usize = 8;
 /// first half-closing and reading the reply, then closing without reading.
 /// The server receives every one of the 16,000 bytes of each run, every
 /// connection is closed exactly once, and nothing leaks.
-pub fn connect_send_close_2000_cycles_lose_no_bytes<H: Harness>(h: &mut H) {
+pub fn connect_send_close_2000_cycles_lose_no_bytes<H: Harness, K: Kind<H::Stack>>(h: &mut H) {
     let b = H::BACKEND;
-    let mut server: RecServer<H, 8, 256, 256> = serve(h, Recorder::new(Mode::Echo), Config::new());
+    let mut server = start::<H, K, 8, 256, 256>(h, Recorder::new(Mode::Echo), Config::new());
     for ending in [Ending::HalfCloseThenRead, Ending::CloseWithoutReading] {
         let first_conn = server.handler().conns().len();
         let bytes_before = server.stats().bytes_in;

@@ -7,10 +7,11 @@ use std::vec::Vec;
 use tcpool_core::framing::Prefix;
 use tcpool_core::{CloseReason, Config, SlotState};
 
-use super::{RecServer, assert_all_closed};
-use crate::drive::{Bound, Peer, note, serve, wait_for};
+use super::assert_all_closed;
+use crate::drive::{Bound, Peer, note, start, wait_for};
 use crate::handlers::{Mode, Recorder};
 use crate::harness::Harness;
+use crate::kind::{Kind, RecDrive};
 use crate::pattern::Pattern;
 
 /// A client half-closes right after sending: every byte it sent reaches
@@ -19,9 +20,11 @@ use crate::pattern::Pattern;
 /// the server's FIN. Done twice: a small message whose data and FIN arrive
 /// before the server reads anything (seed 001), and 64 KiB through 256-byte
 /// buffers, so the half-close happens with output backed up.
-pub fn peer_half_close_delivers_all_data_and_reply_is_still_sent<H: Harness>(h: &mut H) {
+pub fn peer_half_close_delivers_all_data_and_reply_is_still_sent<H: Harness, K: Kind<H::Stack>>(
+    h: &mut H,
+) {
     let b = H::BACKEND;
-    let mut server: RecServer<H, 4, 256, 256> = serve(
+    let mut server = start::<H, K, 4, 256, 256>(
         h,
         Recorder::new(Mode::Echo).with_trailer(b"BYE\n"),
         Config::new(),
@@ -87,13 +90,12 @@ pub fn peer_half_close_delivers_all_data_and_reply_is_still_sent<H: Harness>(h: 
 /// byte is queued, while the client reads slowly: the client gets every
 /// byte, in order, and then a FIN (not a reset); the close is counted as
 /// `local` and the linger time was not needed.
-pub fn graceful_close_sends_pending_output_before_eof<H: Harness>(h: &mut H) {
+pub fn graceful_close_sends_pending_output_before_eof<H: Harness, K: Kind<H::Stack>>(h: &mut H) {
     let b = H::BACKEND;
     let scenario = "graceful_close_sends_pending_output_before_eof";
     let total = h.transfer_size().bytes.min(8 * 1024 * 1024) as u64;
     let config = Config::new().with_linger(Duration::from_secs(60));
-    let mut server: RecServer<H, 2, 256, 1024> =
-        serve(h, Recorder::new(Mode::Lines { max: 64 }), config);
+    let mut server = start::<H, K, 2, 256, 1024>(h, Recorder::new(Mode::Lines { max: 64 }), config);
     let mut c = Peer::connect(h, &mut server, "reader");
     c.keep = false;
     let addr = c.addr(h);
@@ -185,11 +187,11 @@ pub fn graceful_close_sends_pending_output_before_eof<H: Harness>(h: &mut H) {
 /// A client that goes silent is closed after the idle timeout (not
 /// before), with reason `idle_timeout` and a FIN; the freed slot serves the
 /// client that waited for it, which is then timed out in turn.
-pub fn idle_timeout_closes_and_slot_is_reused<H: Harness>(h: &mut H) {
+pub fn idle_timeout_closes_and_slot_is_reused<H: Harness, K: Kind<H::Stack>>(h: &mut H) {
     let b = H::BACKEND;
     let timeout = Duration::from_millis(300);
     let config = Config::new().with_idle_timeout(Some(timeout));
-    let mut server: RecServer<H, 1, 256, 256> = serve(h, Recorder::new(Mode::Echo), config);
+    let mut server = start::<H, K, 1, 256, 256>(h, Recorder::new(Mode::Echo), config);
     let mut silent = Peer::connect(h, &mut server, "silent client");
     let silent_addr = silent.addr(h);
     silent.send_all(h, &mut server, b"ping");
@@ -227,13 +229,13 @@ pub fn idle_timeout_closes_and_slot_is_reused<H: Harness>(h: &mut H) {
 /// length-prefixed frame announcing more than the limit (`protocol`), and a
 /// frame larger than the receive buffer that the handler cannot consume
 /// (`rx_overflow`). A client on the same server is unaffected each time.
-pub fn oversized_frame_closes_with_reason<H: Harness>(h: &mut H) {
+pub fn oversized_frame_closes_with_reason<H: Harness, K: Kind<H::Stack>>(h: &mut H) {
     let b = H::BACKEND;
     let scenario = "oversized_frame_closes_with_reason";
     // 1. A line over the limit.
     {
-        let mut server: RecServer<H, 2, 256, 256> =
-            serve(h, Recorder::new(Mode::Lines { max: 32 }), Config::new());
+        let mut server =
+            start::<H, K, 2, 256, 256>(h, Recorder::new(Mode::Lines { max: 32 }), Config::new());
         let mut good = Peer::connect(h, &mut server, "good client");
         good.send_all(h, &mut server, b"fine\n");
         good.wait_bytes(h, &mut server, 5);
@@ -284,7 +286,7 @@ pub fn oversized_frame_closes_with_reason<H: Harness>(h: &mut H) {
             CloseReason::RxOverflow,
         ),
     ] {
-        let mut server: RecServer<H, 2, 128, 128> = serve(h, Recorder::new(mode), Config::new());
+        let mut server = start::<H, K, 2, 128, 128>(h, Recorder::new(mode), Config::new());
         let mut good = Peer::connect(h, &mut server, "good client");
         good.send_all(h, &mut server, &[0, 2, b'o', b'k']);
         good.wait_bytes(h, &mut server, 4);
@@ -337,10 +339,10 @@ pub fn oversized_frame_closes_with_reason<H: Harness>(h: &mut H) {
 /// between its lines does not count against it.
 ///
 /// [`LineTimeout`]: tcpool_core::framing::LineTimeout
-pub fn request_deadline_closes_trickling_clients<H: Harness>(h: &mut H) {
+pub fn request_deadline_closes_trickling_clients<H: Harness, K: Kind<H::Stack>>(h: &mut H) {
     let b = H::BACKEND;
     let timeout = Duration::from_millis(300);
-    let mut server: RecServer<H, 2, 256, 256> = serve(
+    let mut server = start::<H, K, 2, 256, 256>(
         h,
         Recorder::new(Mode::Lines { max: 64 }).with_request_timeout(timeout),
         Config::new(),
@@ -391,10 +393,10 @@ pub fn request_deadline_closes_trickling_clients<H: Harness>(h: &mut H) {
 /// A client asks for an endless stream and never reads: once the stack's
 /// buffers are full and output has waited `write_stall`, the connection is
 /// reset with `write_stall`, and a second client is served throughout.
-pub fn write_stall_resets_a_peer_that_never_reads<H: Harness>(h: &mut H) {
+pub fn write_stall_resets_a_peer_that_never_reads<H: Harness, K: Kind<H::Stack>>(h: &mut H) {
     let b = H::BACKEND;
     let stall = Duration::from_millis(300);
-    let mut server: RecServer<H, 2, 256, 256> = serve(
+    let mut server = start::<H, K, 2, 256, 256>(
         h,
         Recorder::new(Mode::Lines { max: 64 }).counting_only(),
         Config::new().with_write_stall(Some(stall)),
@@ -428,10 +430,10 @@ pub fn write_stall_resets_a_peer_that_never_reads<H: Harness>(h: &mut H) {
 /// pending: the peer sees a reset, not an end of stream, and the
 /// connection ends with `aborted`. A second client on the same server is
 /// untouched.
-pub fn abort_resets_the_peer<H: Harness>(h: &mut H) {
+pub fn abort_resets_the_peer<H: Harness, K: Kind<H::Stack>>(h: &mut H) {
     let b = H::BACKEND;
-    let mut server: RecServer<H, 2, 256, 256> =
-        serve(h, Recorder::new(Mode::Lines { max: 64 }), Config::new());
+    let mut server =
+        start::<H, K, 2, 256, 256>(h, Recorder::new(Mode::Lines { max: 64 }), Config::new());
     let mut victim = Peer::connect(h, &mut server, "aborted client");
     let mut other = Peer::connect(h, &mut server, "other client");
     for p in [&mut victim, &mut other] {
@@ -468,12 +470,11 @@ pub fn abort_resets_the_peer<H: Harness>(h: &mut H) {
 /// its connection mid-transfer with data in flight both ways. Its slot ends
 /// with reason `reset` and the handler saw a prefix of its stream; the other
 /// two finish byte-exact, and the freed slot serves a new client.
-pub fn peer_reset_mid_transfer_affects_no_other_client<H: Harness>(h: &mut H) {
+pub fn peer_reset_mid_transfer_affects_no_other_client<H: Harness, K: Kind<H::Stack>>(h: &mut H) {
     let b = H::BACKEND;
     let scenario = "peer_reset_mid_transfer_affects_no_other_client";
     let size = h.transfer_size().bytes.min(1024 * 1024);
-    let mut server: RecServer<H, 3, 1024, 1024> =
-        serve(h, Recorder::new(Mode::Echo), Config::new());
+    let mut server = start::<H, K, 3, 1024, 1024>(h, Recorder::new(Mode::Echo), Config::new());
     let streams: Vec<Vec<u8>> = (0..3)
         .map(|i| Pattern::new(100 + i).bytes(0, size))
         .collect();

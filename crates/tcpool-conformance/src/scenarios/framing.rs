@@ -5,19 +5,20 @@ use std::vec::Vec;
 use tcpool_core::framing::Prefix;
 use tcpool_core::{CloseReason, Config};
 
-use super::{RecServer, assert_all_closed};
-use crate::drive::{Peer, serve, wait_for};
+use super::assert_all_closed;
+use crate::drive::{Peer, start, wait_for};
 use crate::handlers::{Mode, Recorder};
 use crate::harness::Harness;
+use crate::kind::{Kind, RecDrive};
 use crate::pattern::Pattern;
 
 /// Sends `input` in two writes split at every offset, each on its own
 /// connection; the second write waits until the server has received the
 /// first, so the handler really sees it in two pieces. Checks the reply and
 /// the messages the handler recorded.
-fn split_everywhere<H: Harness, const RX: usize, const TX: usize>(
+fn split_everywhere<H: Harness, D: RecDrive<H::Stack>>(
     h: &mut H,
-    server: &mut RecServer<H, 2, RX, TX>,
+    server: &mut D,
     scenario: &str,
     input: &[u8],
     reply: &[u8],
@@ -62,7 +63,7 @@ fn split_everywhere<H: Harness, const RX: usize, const TX: usize>(
 
 /// Lines (LF and CRLF terminated, empty ones included) sent in two writes
 /// split at every byte offset come out as the same lines, each answered.
-pub fn framing_lines_split_at_every_byte_boundary<H: Harness>(h: &mut H) {
+pub fn framing_lines_split_at_every_byte_boundary<H: Harness, K: Kind<H::Stack>>(h: &mut H) {
     let scenario = "framing_lines_split_at_every_byte_boundary";
     let input: &[u8] = b"alpha\r\nbeta\n\ngamma-delta\nPING with spaces\r\n\r\nlast\n";
     let lines: Vec<Vec<u8>> = [
@@ -82,8 +83,8 @@ pub fn framing_lines_split_at_every_byte_boundary<H: Harness>(h: &mut H) {
         reply.extend_from_slice(l);
         reply.push(b'\n');
     }
-    let mut server: RecServer<H, 2, 128, 128> =
-        serve(h, Recorder::new(Mode::Lines { max: 64 }), Config::new());
+    let mut server =
+        start::<H, K, 2, 128, 128>(h, Recorder::new(Mode::Lines { max: 64 }), Config::new());
     split_everywhere(h, &mut server, scenario, input, &reply, &lines);
     assert_all_closed(h, &mut server, scenario);
 }
@@ -91,7 +92,9 @@ pub fn framing_lines_split_at_every_byte_boundary<H: Harness>(h: &mut H) {
 /// Length-prefixed frames (empty, one byte, short, and one over 255 bytes,
 /// so both header bytes matter) sent in two writes split at every byte
 /// offset come out as the same frames, each echoed.
-pub fn framing_length_prefix_split_at_every_byte_boundary<H: Harness>(h: &mut H) {
+pub fn framing_length_prefix_split_at_every_byte_boundary<H: Harness, K: Kind<H::Stack>>(
+    h: &mut H,
+) {
     let scenario = "framing_length_prefix_split_at_every_byte_boundary";
     let payloads: Vec<Vec<u8>> = std::vec![
         Vec::new(),
@@ -107,7 +110,7 @@ pub fn framing_length_prefix_split_at_every_byte_boundary<H: Harness>(h: &mut H)
         input.extend_from_slice(&header[..n]);
         input.extend_from_slice(p);
     }
-    let mut server: RecServer<H, 2, 512, 512> = serve(
+    let mut server = start::<H, K, 2, 512, 512>(
         h,
         Recorder::new(Mode::Frames {
             prefix: Prefix::U16Be,

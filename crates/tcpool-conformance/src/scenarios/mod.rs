@@ -6,11 +6,9 @@
 //! and ends by checking the books: every connection ended in exactly one
 //! `on_closed`, the counters add up, and no socket is left open.
 
-use tcpool_core::Server;
-
 use crate::drive::wait_for;
-use crate::handlers::Recorder;
 use crate::harness::Harness;
+use crate::kind::{Kind, RecDrive};
 
 mod admission;
 mod basic;
@@ -68,18 +66,19 @@ pub const ALL: &[&str] = &[
     "abort_resets_the_peer",
 ];
 
-/// The server type the scenarios use: a [`Recorder`] over the harness's stack.
-pub type RecServer<H, const N: usize, const RX: usize, const TX: usize> =
-    Server<<H as Harness>::Stack, Recorder, N, RX, TX>;
+/// The server type the scenarios use: a [`Recorder`](crate::Recorder) over
+/// the harness's stack, served by handler kind `K`.
+pub type RecServer<H, K, const N: usize, const RX: usize, const TX: usize> =
+    <K as Kind<<H as Harness>::Stack>>::Server<N, RX, TX>;
 
 /// Waits until every connection has ended, then checks the books: exactly
 /// one `on_closed` per connection opened, `accepted == closed.total()`,
 /// byte counters equal to the sums over connections, no `on_data` after
 /// `on_peer_closed`, and (if the backend can tell) only the listening
 /// socket left open.
-pub fn assert_all_closed<H: Harness, const N: usize, const RX: usize, const TX: usize>(
+pub fn assert_all_closed<H: Harness, D: RecDrive<H::Stack>>(
     h: &mut H,
-    server: &mut RecServer<H, N, RX, TX>,
+    server: &mut D,
     scenario: &str,
 ) {
     let b = H::BACKEND;

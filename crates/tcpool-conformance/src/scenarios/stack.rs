@@ -2,22 +2,23 @@
 
 use core::time::Duration;
 
-use tcpool_core::{Config, Server};
+use tcpool_core::Config;
 
-use super::{RecServer, assert_all_closed};
-use crate::drive::{Peer, note, serve, skipped};
+use super::assert_all_closed;
+use crate::drive::{Peer, note, skipped, start};
 use crate::handlers::{Mode, Recorder};
 use crate::harness::{ClientError, Harness};
+use crate::kind::{Kind, RecDrive};
 
 /// A server with connections (one closed by the server, leaving the
 /// server side in TIME-WAIT on a real stack; one still established) shuts
 /// down, the stack restarts, and a new server binds the same port at once
 /// (seed 002's "address in use") and serves a new client.
-pub fn rebind_after_restart<H: Harness>(h: &mut H) {
+pub fn rebind_after_restart<H: Harness, K: Kind<H::Stack>>(h: &mut H) {
     let b = H::BACKEND;
     let scenario = "rebind_after_restart";
-    let mut server: RecServer<H, 4, 256, 256> =
-        serve(h, Recorder::new(Mode::Lines { max: 64 }), Config::new());
+    let mut server =
+        start::<H, K, 4, 256, 256>(h, Recorder::new(Mode::Lines { max: 64 }), Config::new());
     let port = h.server_port();
     // The server closes this one first (QUIT): TIME-WAIT on its side.
     let mut quitter = Peer::connect(h, &mut server, "quitting client");
@@ -45,8 +46,7 @@ pub fn rebind_after_restart<H: Harness>(h: &mut H) {
         skipped::<H>(scenario, &why);
         return;
     }
-    let mut again: RecServer<H, 4, 256, 256> =
-        Server::new(Recorder::new(Mode::Lines { max: 64 }), Config::new());
+    let mut again = K::server::<4, 256, 256>(Recorder::new(Mode::Lines { max: 64 }), Config::new());
     if let Err(e) = again.listen(h.stack(), port) {
         panic!("[{b}] {scenario}: rebinding port {port} right after the restart failed: {e:?}");
     }
@@ -70,11 +70,11 @@ pub fn rebind_after_restart<H: Harness>(h: &mut H) {
 /// clients keep working, and once sockets are available again the waiting
 /// client is served. Then transient accept errors: counted, retried after
 /// the backoff, and the client is served.
-pub fn stack_out_of_sockets_accept_fails_and_recovers<H: Harness>(h: &mut H) {
+pub fn stack_out_of_sockets_accept_fails_and_recovers<H: Harness, K: Kind<H::Stack>>(h: &mut H) {
     let b = H::BACKEND;
     let scenario = "stack_out_of_sockets_accept_fails_and_recovers";
     let config = Config::new().with_accept_backoff(Duration::from_millis(20));
-    let mut server: RecServer<H, 4, 256, 256> = serve(h, Recorder::new(Mode::Echo), config);
+    let mut server = start::<H, K, 4, 256, 256>(h, Recorder::new(Mode::Echo), config);
     let mut first = Peer::connect(h, &mut server, "established client");
     first.send_all(h, &mut server, b"1");
     first.wait_bytes(h, &mut server, 1);

@@ -4,10 +4,11 @@ use std::vec::Vec;
 
 use tcpool_core::{CloseReason, Config};
 
-use super::{RecServer, assert_all_closed};
-use crate::drive::{Bound, Peer, note, serve};
+use super::assert_all_closed;
+use crate::drive::{Bound, Peer, note, start};
 use crate::handlers::{Mode, Recorder};
 use crate::harness::{Harness, Recv};
+use crate::kind::{Kind, RecDrive};
 use crate::pattern::Pattern;
 
 /// One patterned echo stream: what was sent and what came back, verified
@@ -95,7 +96,7 @@ impl<H: Harness> Stream<H> {
 /// harness's reduced size, printed) through an echo server at once and
 /// verify every echoed byte as it arrives; then the FIN. The handler counts
 /// every byte of every client and each connection ends `peer_closed`.
-pub fn pattern_transfer_10mb_with_several_clients<H: Harness>(h: &mut H) {
+pub fn pattern_transfer_10mb_with_several_clients<H: Harness, K: Kind<H::Stack>>(h: &mut H) {
     let b = H::BACKEND;
     let scenario = "pattern_transfer_10mb_with_several_clients";
     let size = h.transfer_size();
@@ -106,8 +107,8 @@ pub fn pattern_transfer_10mb_with_several_clients<H: Harness>(h: &mut H) {
         );
     }
     let size = size.bytes as u64;
-    let mut server: RecServer<H, 8, 4096, 4096> =
-        serve(h, Recorder::new(Mode::Echo).counting_only(), Config::new());
+    let mut server =
+        start::<H, K, 8, 4096, 4096>(h, Recorder::new(Mode::Echo).counting_only(), Config::new());
     let mut streams: Vec<Stream<H>> = (0..5)
         .map(|i| {
             Stream::new(
@@ -153,15 +154,15 @@ pub fn pattern_transfer_10mb_with_several_clients<H: Harness>(h: &mut H) {
 /// instead of buffering more (bytes received minus bytes sent never exceed
 /// the pool's buffers), loses nothing, and keeps serving a second client's
 /// round trips promptly meanwhile.
-pub fn slow_reader_backpressure_no_loss_bounded_memory<H: Harness>(h: &mut H) {
+pub fn slow_reader_backpressure_no_loss_bounded_memory<H: Harness, K: Kind<H::Stack>>(h: &mut H) {
     let b = H::BACKEND;
     let scenario = "slow_reader_backpressure_no_loss_bounded_memory";
     const RX: usize = 1024;
     const TX: usize = 1024;
     const N: usize = 4;
     let size = h.transfer_size().bytes.min(4 * 1024 * 1024) as u64;
-    let mut server: RecServer<H, N, RX, TX> =
-        serve(h, Recorder::new(Mode::Echo).counting_only(), Config::new());
+    let mut server =
+        start::<H, K, N, RX, TX>(h, Recorder::new(Mode::Echo).counting_only(), Config::new());
     let mut slow = Stream::new(Peer::connect(h, &mut server, "slow reader"), 42, size);
     let mut fast = Peer::connect(h, &mut server, "fast client");
     fast.keep = true;
@@ -222,12 +223,17 @@ pub fn slow_reader_backpressure_no_loss_bounded_memory<H: Harness>(h: &mut H) {
 /// drains, while the client only reads. Every byte arrives, then the FIN;
 /// the server needs no further input from the client to keep going (its
 /// `poll_at`/`interests` must ask for the wake-up `on_writable` needs).
-pub fn long_response_streams_through_on_writable_without_client_input<H: Harness>(h: &mut H) {
+pub fn long_response_streams_through_on_writable_without_client_input<
+    H: Harness,
+    K: Kind<H::Stack>,
+>(
+    h: &mut H,
+) {
     let b = H::BACKEND;
     let scenario = "long_response_streams_through_on_writable_without_client_input";
     let total: u64 = 256 * 1024;
-    let mut server: RecServer<H, 2, 256, 1024> =
-        serve(h, Recorder::new(Mode::Lines { max: 64 }), Config::new());
+    let mut server =
+        start::<H, K, 2, 256, 1024>(h, Recorder::new(Mode::Lines { max: 64 }), Config::new());
     let mut c = Peer::connect(h, &mut server, "reader");
     c.keep = false;
     let addr = c.addr(h);
