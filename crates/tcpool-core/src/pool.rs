@@ -366,13 +366,29 @@ where
         f: impl FnOnce(&mut Conn<'_>, &mut H::State) -> R,
     ) -> Option<R> {
         let i = self.slot_of(id)?;
+        let before = self.io_mark(i);
         let Pool { slots, stats, .. } = self;
         let result =
             slots.borrow_mut()[i].with_conn(now, stats, |conn, state| state.map(|s| f(conn, s)));
-        // Output written here is sent at the next poll.
-        self.ready.push(i);
-        self.refresh(i);
+        self.after_io(i, before);
         result
+    }
+
+    /// What a driver's next turn on slot `i` would act on, to tell whether
+    /// code outside the callbacks changed it.
+    fn io_mark(&self, i: usize) -> (usize, usize, Request) {
+        let slot = &self.slots()[i];
+        (slot.tx_pending().len(), slot.input().len(), slot.request())
+    }
+
+    /// After code outside the callbacks ran on slot `i`: if it wrote output,
+    /// consumed input or asked for a close, the slot gets a turn at the next
+    /// poll (to send, to read into the room made, to close).
+    fn after_io(&mut self, i: usize, before: (usize, usize, Request)) {
+        if self.io_mark(i) != before {
+            self.ready.push(i);
+        }
+        self.refresh(i);
     }
 
     /// The slot a live connection is in.
@@ -399,16 +415,11 @@ where
         now: Instant,
         f: impl FnOnce(&mut Conn<'_>, &[u8]) -> (R, usize),
     ) -> Option<R> {
+        self.live_id(i).filter(|live| *live == id)?;
+        let before = self.io_mark(i);
         let Pool { slots, stats, .. } = self;
-        let slot = slots
-            .borrow_mut()
-            .get_mut(i)
-            .filter(|s| s.is_live() && s.id() == id)?;
-        let result = slot.with_io(now, stats, f);
-        // Output written here is sent, and room made here is filled, at the
-        // next poll.
-        self.ready.push(i);
-        self.refresh(i);
+        let result = slots.borrow_mut()[i].with_io(now, stats, f);
+        self.after_io(i, before);
         Some(result)
     }
 
