@@ -80,7 +80,7 @@ pub use harness::{
     ClientError, Drive, Harness, NoServer, Patience, Recv, SocketOf, TransferSize, Unsupported,
 };
 pub use kind::{Async, AsyncServerDrive, Callbacks, Kind, RecDrive};
-pub use mock::{MOCK_BACKLOG, MOCK_MAX_SOCKETS, MOCK_PORT, MockHarness, Wake};
+pub use mock::{MOCK_BACKLOG, MOCK_MAX_SOCKETS, MOCK_PORT, MockHarness, MockReadyHarness, Wake};
 pub use pattern::Pattern;
 
 /// Runs one scenario on a fresh harness.

@@ -34,6 +34,11 @@ pub enum Wake {
     Readiness,
     /// Every step (hides lost wake-ups; for comparison).
     Always,
+    /// For a mock that reports readiness ([`MockReadyHarness`]): when the
+    /// server's `poll_at` deadline has come or a client did anything; the
+    /// server then learns from the stack which sockets are ready and
+    /// services only those, so a socket it forgot to watch stalls.
+    Reported,
 }
 
 /// Client activity since the server was last polled.
@@ -47,24 +52,32 @@ struct Events {
 /// The [`Harness`] for the in-memory [`MockStack`]: a simulated clock
 /// advancing 1 ms per step, clients are [`MockClient`]s.
 ///
-/// The mock has no readiness API, so the harness models readiness from the
-/// client operations it performs (see [`Wake::Readiness`]).
-pub struct MockHarness {
+/// With `REPORTED` false the mock reports no readiness (every poll tries
+/// every socket), and the harness models readiness from the client
+/// operations it performs (see [`Wake::Readiness`]); with `REPORTED` true
+/// ([`MockReadyHarness`]) the mock reports readiness as an epoll backend
+/// does (see [`Wake::Reported`]).
+pub struct MockHarness<const REPORTED: bool = false> {
     stack: MockStack,
     now: Instant,
     events: Events,
     wake: Wake,
 }
 
-impl MockHarness {
+/// The mock harness on a stack that reports readiness.
+pub type MockReadyHarness = MockHarness<true>;
+
+impl<const REPORTED: bool> MockHarness<REPORTED> {
     /// A harness that polls the server as [`wake`](Wake) says.
     pub fn with_wake(wake: Wake) -> Self {
+        let stack = MockStack::with_config(MockConfig {
+            max_sockets: MOCK_MAX_SOCKETS,
+            backlog: MOCK_BACKLOG,
+            ..MockConfig::default()
+        });
+        stack.set_reports_ready(REPORTED);
         MockHarness {
-            stack: MockStack::with_config(MockConfig {
-                max_sockets: MOCK_MAX_SOCKETS,
-                backlog: MOCK_BACKLOG,
-                ..MockConfig::default()
-            }),
+            stack,
             now: Instant::ZERO,
             events: Events::default(),
             wake,
@@ -100,14 +113,18 @@ fn recv_of(read: ClientRead) -> Recv {
     }
 }
 
-impl Harness for MockHarness {
+impl<const REPORTED: bool> Harness for MockHarness<REPORTED> {
     type Stack = MockStack;
     type Client = MockClient;
 
-    const BACKEND: &'static str = "mock";
+    const BACKEND: &'static str = if REPORTED { "mock_ready" } else { "mock" };
 
     fn new() -> Self {
-        Self::with_wake(Wake::Readiness)
+        Self::with_wake(if REPORTED {
+            Wake::Reported
+        } else {
+            Wake::Readiness
+        })
     }
 
     fn stack(&mut self) -> &mut MockStack {
@@ -132,6 +149,9 @@ impl Harness for MockHarness {
         self.now = self.now + Duration::from_millis(1);
         let wake = match self.wake {
             Wake::Always => true,
+            Wake::Reported => {
+                self.due(server) || self.events.any || self.events.readable || self.events.writable
+            }
             Wake::Readiness => {
                 let interests = server.interests();
                 let readable = interests.iter().any(|(_, i)| i.readable);
