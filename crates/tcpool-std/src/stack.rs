@@ -386,13 +386,13 @@ impl TcpClientStack for StdStack {
 /// Whether `listener` has a connection waiting (or an error to report),
 /// checked with a zero-timeout `poll(2)`.
 ///
-/// The server calls `accept` on every poll while it has room, and most of
-/// those calls find nobody waiting. On Linux a non-blocking `accept4` that
-/// finds the queue empty still allocates a socket, an inode and a file
-/// before it fails with `EAGAIN`; measured on the 2-core benchmark machine
+/// The server accepts until `accept` says `WouldBlock`, so the last call of
+/// every burst finds nobody waiting (and a program that accepts by hand may
+/// call it on every turn). On Linux a non-blocking `accept4` that finds the
+/// queue empty still allocates a socket, an inode and a file before it
+/// fails with `EAGAIN`; measured on the 2-core benchmark machine
 /// (`benches/std_peers.rs`) that is about 5 µs, against 0.35 µs for this
-/// check, and it was one such call per event-loop turn. A check that cannot
-/// be made says "yes", and `accept` decides.
+/// check. A check that cannot be made says "yes", and `accept` decides.
 fn has_pending(listener: &TcpListener) -> bool {
     let mut fds = [PollFd::new(listener, PollFlags::IN)];
     let zero = Timespec {

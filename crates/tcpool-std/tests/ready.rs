@@ -35,6 +35,8 @@ struct Counting {
     /// Descriptors `send` was called on.
     sent_on: Vec<i32>,
     accepts: usize,
+    /// Every `watch`: token and interest.
+    watches: Vec<(usize, Interest)>,
 }
 
 impl Counting {
@@ -105,6 +107,7 @@ impl Backend for Counting {
     }
 
     fn watch(&mut self, socket: &TcpSocket, token: usize, interest: Interest) -> Result<(), Error> {
+        self.watches.push((token, interest));
         self.inner.watch(socket, token, interest)
     }
 
@@ -223,16 +226,26 @@ fn reset_while_unwanted(prepare: impl FnOnce(&mut TcpStream)) -> (usize, Duratio
     server.listen(&mut stack, 0).unwrap();
     let addr = stack.inner.local_addr(server.listener().unwrap()).unwrap();
     let mut c = client(addr);
-    prepare(&mut c);
     let start = Instant::now();
     while server.active() < 1 {
         assert!(start.elapsed() < STEP, "not accepted");
         turn(&mut stack, &mut server, &clock, Duration::from_millis(20));
     }
-    // Until the server wants nothing more of the connection.
+    // The connection is watched for input; `prepare` makes the server stop
+    // wanting anything of it.
+    prepare(&mut c);
+    while turn(&mut stack, &mut server, &clock, Duration::from_millis(20)) == 0 {
+        assert!(start.elapsed() < STEP, "the input was not seen");
+    }
     while turn(&mut stack, &mut server, &clock, Duration::from_millis(20)) > 0 {
         assert!(start.elapsed() < STEP, "never quiet");
     }
+    assert_eq!(
+        stack.watches.last(),
+        Some(&(1, Interest::NONE)),
+        "the server wants nothing of slot 0 ({:?})",
+        stack.watches
+    );
     reset(c);
     let cpu_start = thread_cpu();
     let until = Instant::now() + Duration::from_millis(300);
@@ -313,7 +326,7 @@ fn two_servers_on_one_stack_with_their_own_tokens_both_serve() {
     echo_through(addr_a, b"to a", &mut step);
     echo_through(addr_b, b"to b", &mut step);
     echo_through(addr_a, b"a again", &mut step);
-    drop(step);
+
     assert_eq!(a.stats().accepted, 2);
     assert_eq!(b.stats().accepted, 1);
 }
