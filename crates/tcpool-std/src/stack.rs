@@ -14,6 +14,7 @@ use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::sync::atomic::AtomicBool;
 use tcpool_core::Interest;
 
 /// How many times `accept` retries at once after a pending connection was
@@ -109,7 +110,7 @@ impl StdStack {
     /// client or dropping a misbehaving one.
     pub fn abort(&mut self, socket: TcpSocket) -> Result<(), Error> {
         self.expire_lingering();
-        self.drained = None;
+        self.forget_socket(&socket);
         match &socket.state {
             State::Connected(c) => SockRef::from(c).set_linger(Some(Duration::ZERO))?,
             State::Connecting(s, _) => s.set_linger(Some(Duration::ZERO))?,
@@ -339,7 +340,7 @@ impl TcpClientStack for StdStack {
 
     fn close(&mut self, socket: TcpSocket) -> Result<(), Error> {
         self.expire_lingering();
-        self.drained = None;
+        self.forget_socket(&socket);
         // Dropping a socket closes its descriptor, which also takes it out
         // of the epoll set.
         let State::Connected(stream) = socket.state else {
@@ -371,11 +372,7 @@ impl TcpClientStack for StdStack {
         let key = self.lingering.push(stream, until);
         // From now on the socket is reported under the lingering entry's key,
         // never under the token a server watched it with.
-        let StdStack {
-            poller, lingering, ..
-        } = self;
-        let registered = poller.register_lingering(lingering, key, &socket.watched);
-        if let Err(e) = registered {
+        if let Err(e) = self.watch_lingering(key, &socket.watched) {
             debug!("cannot wait for a lingering close ({e}): closing at once");
             self.lingering.remove(key);
         }
@@ -472,22 +469,25 @@ impl StdStack {
             self.drained = None;
         }
     }
-}
 
-impl Poller {
+    /// Forgets what was known about `socket`'s descriptor (it is closing).
+    fn forget_socket(&mut self, socket: &TcpSocket) {
+        if let Some(fd) = socket.as_fd() {
+            self.forget(fd.as_raw_fd());
+        }
+    }
+
     /// Registers lingering entry `key`'s socket (in the set already if
     /// `watched`) to be reported under the key.
-    fn register_lingering(
-        &mut self,
-        lingering: &LingerSet,
-        key: usize,
-        watched: &std::sync::atomic::AtomicBool,
-    ) -> io::Result<()> {
+    fn watch_lingering(&mut self, key: usize, watched: &AtomicBool) -> io::Result<()> {
+        let StdStack {
+            poller, lingering, ..
+        } = self;
         let Some(stream) = lingering.stream(key) else {
             return Ok(());
         };
-        let data = OWN | u64::try_from(key).map_err(|_| io::Error::from(ErrorKind::OutOfMemory))?;
-        self.set(stream.as_fd(), watched, data, Some(EventFlags::IN))
+        let key = u64::try_from(key).map_err(|_| io::Error::from(ErrorKind::OutOfMemory))?;
+        poller.set(stream.as_fd(), watched, OWN | key, Some(EventFlags::IN))
     }
 }
 

@@ -22,7 +22,10 @@ impl StdStack {
     /// cost that follows the number of ready sockets, not the number
     /// watched; what it finds is kept for the servers' next polls. A server
     /// over this stack yields no `interests()`, so the loop of the crate
-    /// docs waits on the epoll set alone.
+    /// docs waits on the epoll set alone. Registrations are level-triggered:
+    /// while a watched socket has what it is watched for, every wait returns
+    /// at once, so each watched token must belong to a server that is
+    /// polled (one that takes its ready tokens and services them).
     ///
     /// `interests` are further sockets to wait for, which no server watches
     /// (a client's, a listener used by hand): each is polled with `poll(2)`
