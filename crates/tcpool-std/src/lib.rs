@@ -12,9 +12,17 @@
 //! * **lingering close**: `close` sends a FIN after the queued data and
 //!   drains the peer's input for a while, so a reset does not destroy the
 //!   last response; [`StdStack::abort`] resets on purpose;
-//! * **readiness waiting**: [`StdStack::wait`] sleeps in `poll(2)` until a
-//!   socket the server cares about is ready or its next deadline, so an idle
-//!   server uses no CPU; [`StdClock`] gives the server its `now`.
+//! * **readiness reporting**: the stack keeps one `epoll` instance. A
+//!   `tcpool_core::Server` registers the sockets it cares about
+//!   (`Backend::watch`, only when a socket's interest changes) and each poll
+//!   takes the ready ones (`Backend::take_ready`), so it services only
+//!   those; [`StdStack::wait`] sleeps in `epoll_wait` until one is ready or
+//!   the server's next deadline, so an idle server uses no CPU. Both cost
+//!   in proportion to the ready sockets, not to the pool or to the idle
+//!   connections; [`StdClock`] gives the server its `now`;
+//! * **big pools on the heap**: [`Heap`] storage builds a server's slots in
+//!   place (`Server::new_in`), so a pool of megabytes never passes through
+//!   the stack.
 //!
 //! ## How it relates to std-embedded-nal
 //!
@@ -83,24 +91,45 @@
 //! }
 //! ```
 //!
+//! ## How waiting works
+//!
+//! The server tells the stack, through `Backend::watch`, which sockets to
+//! report and for what (readable, writable) under which token (the
+//! listener's is the server's first token, slot `i`'s the first + 1 + `i`);
+//! the stack adds, modifies or deletes that socket's level-triggered epoll
+//! registration then, and at no other time. `server.interests()` is empty
+//! over this stack, so `wait` sleeps in `epoll_wait` alone and keeps what
+//! it finds; the next `poll` takes its own tokens (`Backend::take_ready`)
+//! and services those slots, plus those with work of their own or a
+//! deadline due. A poll with no wait before it (a busy loop, or a second
+//! poll) checks again without sleeping, so readiness is never missed.
+//! Several servers on one stack each take a token range of their own
+//! (`Server::set_tokens`) and chain nothing: one `wait` serves them all.
+//! Sockets given to `wait` explicitly (a client's, a listener used by hand)
+//! are polled with `poll(2)` beside the epoll instance. A closed socket
+//! leaves the set, and a lingering close is reported under a key of the
+//! stack's own, never under the token of the slot that closed it.
+//!
 //! ## Not supported
 //!
-//! * Non-Unix systems: waiting uses `poll(2)` and sockets are handled as
-//!   file descriptors. Tested on Linux.
+//! * Systems without `epoll`: readiness is reported with `epoll`, so
+//!   Linux and Android only (kqueue for the BSDs and macOS is not written).
+//!   Tested on Linux.
 //! * `UdpFullStack` (UDP servers), and reverse DNS.
 //! * Waking [`StdStack::wait`] from another thread (no wake-up pipe yet).
 #![deny(unsafe_code)]
 
-#[cfg(not(unix))]
-compile_error!("tcpool-std supports Unix-like systems only (it waits with poll(2))");
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+compile_error!("tcpool-std supports Linux and Android only (it reports readiness with epoll)");
 
 mod clock;
 mod config;
 mod error;
 mod fmt;
-mod idle;
+mod heap;
 mod linger;
 mod passthrough;
+mod ready;
 mod socket;
 mod stack;
 mod wait;
@@ -108,6 +137,7 @@ mod wait;
 pub use clock::StdClock;
 pub use config::Config;
 pub use error::Error;
+pub use heap::Heap;
 pub use passthrough::UdpSocket;
 pub use socket::TcpSocket;
 pub use stack::StdStack;

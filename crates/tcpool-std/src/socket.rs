@@ -5,6 +5,7 @@ use socket2::Socket;
 use std::fmt;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::atomic::AtomicBool;
 
 /// A TCP socket of [`StdStack`](crate::StdStack): what
 /// `TcpClientStack::socket` returns and every other call takes.
@@ -19,6 +20,8 @@ pub struct TcpSocket {
     /// A `receive` reported the end of the stream: the peer's FIN came, and
     /// every byte before it has been read.
     pub(crate) peer_finished: bool,
+    /// The socket is in the stack's epoll set (see `Backend::watch`).
+    pub(crate) watched: AtomicBool,
 }
 
 /// Where a socket is in its life. Every operation matches on this.
@@ -53,6 +56,7 @@ impl TcpSocket {
         TcpSocket {
             state: State::Unbound,
             peer_finished: false,
+            watched: AtomicBool::new(false),
         }
     }
 
@@ -60,7 +64,15 @@ impl TcpSocket {
         TcpSocket {
             state: State::Connected(stream),
             peer_finished: false,
+            watched: AtomicBool::new(false),
         }
+    }
+
+    /// Notes that the socket is not in any epoll set (it has a new OS
+    /// socket, or none).
+    pub(crate) fn reset_watch(&self) {
+        self.watched
+            .store(false, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub(crate) fn invalid(&self, operation: &'static str) -> Error {

@@ -2,17 +2,20 @@
 
 use crate::error::to_nb;
 use crate::fmt::{debug, trace};
-use crate::idle::IdleSet;
 use crate::linger::{Drained, LingerSet, drain};
+use crate::ready::{NOW, OWN, Poller, events_for, token_data};
 use crate::socket::{State, TcpSocket, canonical, sock_addr};
 use crate::{Config, Error};
 use core::time::Duration;
 use embedded_nal::{TcpClientStack, TcpFullStack};
+use rustix::event::epoll::EventFlags;
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::sync::atomic::AtomicBool;
+use tcpool_core::Interest;
 
 /// How many times `accept` retries at once after a pending connection was
 /// aborted by its client before it reached us (`ECONNABORTED`) or a signal
@@ -37,9 +40,15 @@ const ACCEPT_RETRIES: usize = 8;
 ///   non-blocking socket with `TCP_NODELAY` and keepalive set per the config,
 ///   and the **peer's** address. Errors such as `EMFILE`/`ENFILE` are
 ///   returned (the pending client stays in the backlog; retry later).
-/// * After a read that returned less than asked for, or a [`wait`](Self::wait)
-///   that found a socket without input, the next `receive` (or `accept`) on
-///   it returns `WouldBlock` without a system call, once: see `wait`.
+/// * After a read that returned less than asked for (the socket is empty
+///   now), the next `receive` on that socket returns `WouldBlock` without a
+///   system call, once, unless readiness was checked in between; input that
+///   arrives meanwhile is reported by the next wait or `take_ready`, as the
+///   registrations are level-triggered.
+/// * It reports readiness (`tcpool_core::Backend::reports_ready`): the
+///   server registers the sockets it cares about with `watch`, and each
+///   poll takes only the ready ones (see [`wait`](Self::wait) and the crate
+///   docs).
 /// * `close` is a lingering close: see below. [`abort`](Self::abort) resets.
 /// * Errors are [`Error`]; see there for the `PipeClosed`/`Other` split.
 ///
@@ -51,9 +60,12 @@ const ACCEPT_RETRIES: usize = 8;
 /// [`Config::lingering_close`] passes; then the socket is closed. Without this, bytes
 /// the server never read make the kernel answer with a reset, which can
 /// destroy the response the client has not read yet. `close` never blocks:
-/// the list is advanced by [`wait`](Self::wait) (which also wakes for it) and
-/// opportunistically by `socket`, `connect`, `accept` and `close`. A server
-/// that never calls `wait` can call
+/// the lingering sockets sit in the stack's epoll set under keys of their
+/// own (a closed connection is never reported under its old token), and
+/// every check of readiness ([`wait`](Self::wait), which also wakes for
+/// them, and `take_ready`) drains those that have input; timeouts are also
+/// applied by `socket`, `connect`, `accept` and `close`. A server that
+/// calls neither `wait` nor `take_ready` can call
 /// [`advance_lingering`](Self::advance_lingering) itself. Dropping the stack
 /// closes the lingering sockets. A connection whose `receive` already
 /// reported the end of the stream has nothing left to drain: it is closed
@@ -61,7 +73,9 @@ const ACCEPT_RETRIES: usize = 8;
 pub struct StdStack {
     config: Config,
     lingering: LingerSet,
-    idle: IdleSet,
+    poller: Poller,
+    /// The socket a short read has just emptied (see `receive`).
+    drained: Option<RawFd>,
 }
 
 impl StdStack {
@@ -70,7 +84,8 @@ impl StdStack {
         StdStack {
             config,
             lingering: LingerSet::default(),
-            idle: IdleSet::default(),
+            poller: Poller::default(),
+            drained: None,
         }
     }
 
@@ -94,7 +109,8 @@ impl StdStack {
     /// (`SO_LINGER` 0, so the peer gets a RST, not a FIN). For evicting a
     /// client or dropping a misbehaving one.
     pub fn abort(&mut self, socket: TcpSocket) -> Result<(), Error> {
-        self.lingering.tick();
+        self.expire_lingering();
+        self.forget_socket(&socket);
         match &socket.state {
             State::Connected(c) => SockRef::from(c).set_linger(Some(Duration::ZERO))?,
             State::Connecting(s, _) => s.set_linger(Some(Duration::ZERO))?,
@@ -111,19 +127,50 @@ impl StdStack {
     }
 
     /// Advances lingering closes now, without waiting: reads what has
-    /// arrived on every lingering socket, closes those whose peer finished
-    /// or whose linger timeout passed. [`wait`](Self::wait) does this on its
-    /// own; call this only if you never call `wait`.
+    /// arrived on the lingering sockets that have input, closes those whose
+    /// peer finished or whose linger timeout passed. [`wait`](Self::wait)
+    /// and a server's poll do this on their own; call this only if you call
+    /// neither. (It checks readiness, as a `wait` with no time to sleep
+    /// would.)
     pub fn advance_lingering(&mut self) {
-        self.lingering.sweep(std::time::Instant::now());
+        self.expire_lingering();
+        if !self.lingering.is_empty() {
+            let _ = self.harvest(Some(&NOW));
+        }
     }
 
-    pub(crate) fn lingering_set(&mut self) -> &mut LingerSet {
-        &mut self.lingering
+    /// Closes the lingering sockets whose timeout has passed.
+    pub(crate) fn expire_lingering(&mut self) {
+        if !self.lingering.is_empty() {
+            self.lingering.expire(std::time::Instant::now());
+        }
     }
 
-    pub(crate) fn idle_set(&mut self) -> &mut IdleSet {
-        &mut self.idle
+    /// The next linger timeout, if any socket is lingering.
+    pub(crate) fn next_linger_deadline(&mut self) -> Option<std::time::Instant> {
+        self.lingering.next_deadline()
+    }
+
+    /// Asks the epoll instance what is ready (sleeping up to `timeout`;
+    /// `None`: no limit), drains the lingering sockets it reports, and keeps
+    /// the servers' tokens for `take_ready`. Returns how many servers'
+    /// sockets are ready.
+    pub(crate) fn harvest(
+        &mut self,
+        timeout: Option<&Timespec>,
+    ) -> Result<usize, rustix::io::Errno> {
+        // Readiness is checked afresh: the short-read hint is stale.
+        self.drained = None;
+        let StdStack {
+            poller, lingering, ..
+        } = self;
+        poller.harvest(timeout, |key| lingering.drain_ready(key))
+    }
+
+    /// The epoll instance (created on first use), to wait on beside other
+    /// sockets.
+    pub(crate) fn poller(&mut self) -> &mut Poller {
+        &mut self.poller
     }
 
     /// Sets the options the config asks for on a connection (the caller
@@ -164,6 +211,7 @@ impl StdStack {
             Err(e) => {
                 // The attempt is over; the socket can be connected afresh.
                 socket.state = State::Unbound;
+                socket.reset_watch();
                 return Err(nb::Error::Other(e.into()));
             }
         }
@@ -216,12 +264,12 @@ impl TcpClientStack for StdStack {
     type Error = Error;
 
     fn socket(&mut self) -> Result<TcpSocket, Error> {
-        self.lingering.tick();
+        self.expire_lingering();
         Ok(TcpSocket::new())
     }
 
     fn connect(&mut self, socket: &mut TcpSocket, remote: SocketAddr) -> nb::Result<(), Error> {
-        self.lingering.tick();
+        self.expire_lingering();
         match &socket.state {
             State::Unbound => {}
             State::Connecting(_, to) if *to == remote => return Self::advance_connect(socket),
@@ -237,7 +285,8 @@ impl TcpClientStack for StdStack {
         )
         .map_err(Error::from)?;
         // The number may have been a closed socket's: forget what was known.
-        self.idle.take(sock.as_raw_fd());
+        self.forget(sock.as_raw_fd());
+        socket.reset_watch();
         sock.set_nonblocking(true).map_err(Error::from)?;
         self.configure_connection(SockRef::from(&sock))
             .map_err(Error::from)?;
@@ -266,7 +315,8 @@ impl TcpClientStack for StdStack {
         Self::advance_connect(socket)?;
         match &socket.state {
             State::Connected(c) => {
-                if self.idle.take(c.as_raw_fd()) {
+                if self.drained.is_some_and(|fd| fd == c.as_raw_fd()) {
+                    self.drained = None;
                     return Err(nb::Error::WouldBlock);
                 }
                 match (&mut &*c).read(buffer) {
@@ -277,7 +327,7 @@ impl TcpClientStack for StdStack {
                     Ok(n) => {
                         // Less than asked for: the socket is empty now.
                         if n < buffer.len() {
-                            self.idle.insert(c.as_raw_fd());
+                            self.drained = Some(c.as_raw_fd());
                         }
                         Ok(n)
                     }
@@ -289,7 +339,10 @@ impl TcpClientStack for StdStack {
     }
 
     fn close(&mut self, socket: TcpSocket) -> Result<(), Error> {
-        self.lingering.tick();
+        self.expire_lingering();
+        self.forget_socket(&socket);
+        // Dropping a socket closes its descriptor, which also takes it out
+        // of the epoll set.
         let State::Connected(stream) = socket.state else {
             // Listeners, connects in progress, unbound sockets: nothing to
             // deliver, close at once.
@@ -316,7 +369,13 @@ impl TcpClientStack for StdStack {
         }
         let until = std::time::Instant::now() + linger;
         trace!("lingering close of {:?} for {:?}", stream, linger);
-        self.lingering.push(stream, until);
+        let key = self.lingering.push(stream, until);
+        // From now on the socket is reported under the lingering entry's key,
+        // never under the token a server watched it with.
+        if let Err(e) = self.watch_lingering(key, &socket.watched) {
+            debug!("cannot wait for a lingering close ({e}): closing at once");
+            self.lingering.remove(key);
+        }
         Ok(())
     }
 }
@@ -324,13 +383,13 @@ impl TcpClientStack for StdStack {
 /// Whether `listener` has a connection waiting (or an error to report),
 /// checked with a zero-timeout `poll(2)`.
 ///
-/// The server calls `accept` on every poll while it has room, and most of
-/// those calls find nobody waiting. On Linux a non-blocking `accept4` that
-/// finds the queue empty still allocates a socket, an inode and a file
-/// before it fails with `EAGAIN`; measured on the 2-core benchmark machine
+/// The server accepts until `accept` says `WouldBlock`, so the last call of
+/// every burst finds nobody waiting (and a program that accepts by hand may
+/// call it on every turn). On Linux a non-blocking `accept4` that finds the
+/// queue empty still allocates a socket, an inode and a file before it
+/// fails with `EAGAIN`; measured on the 2-core benchmark machine
 /// (`benches/std_peers.rs`) that is about 5 µs, against 0.35 µs for this
-/// check, and it was one such call per event-loop turn. A check that cannot
-/// be made says "yes", and `accept` decides.
+/// check. A check that cannot be made says "yes", and `accept` decides.
 fn has_pending(listener: &TcpListener) -> bool {
     let mut fds = [PollFd::new(listener, PollFlags::IN)];
     let zero = Timespec {
@@ -355,6 +414,81 @@ impl tcpool_core::Backend for StdStack {
     fn local_addr(&self, socket: &TcpSocket) -> Option<SocketAddr> {
         socket.local_addr().ok()
     }
+
+    /// Always: readiness comes from the stack's epoll instance.
+    fn reports_ready(&self) -> bool {
+        true
+    }
+
+    /// Adds `socket` to the epoll set with `token` (level-triggered),
+    /// changes its registration, or removes it for [`Interest::NONE`].
+    /// Tokens must be below 2^63 (the stack keeps the others for itself);
+    /// a socket without an OS socket yet cannot be watched.
+    fn watch(&mut self, socket: &TcpSocket, token: usize, interest: Interest) -> Result<(), Error> {
+        let events: Option<EventFlags> = events_for(interest);
+        let Some(fd) = socket.as_fd() else {
+            return match events {
+                None => Ok(()),
+                Some(_) => Err(socket.invalid("watch")),
+            };
+        };
+        let data = token_data(token)?;
+        self.poller.set(fd, &socket.watched, data, events)?;
+        Ok(())
+    }
+
+    /// Reports the ready tokens in `tokens` from the last `epoll_wait`, or
+    /// from a new one without sleeping if these tokens were already taken
+    /// since then or a registration changed.
+    fn take_ready(&mut self, tokens: core::ops::Range<usize>, ready: &mut dyn FnMut(usize)) {
+        self.expire_lingering();
+        if self.poller.needs_harvest(&tokens) {
+            // Interrupted: once more. Another error (none is expected of a
+            // valid epoll instance) leaves the tokens from the last wait.
+            let mut result = self.harvest(Some(&NOW));
+            if result == Err(rustix::io::Errno::INTR) {
+                result = self.harvest(Some(&NOW));
+            }
+            if let Err(e) = result {
+                debug!("epoll_wait: {e}");
+            }
+        }
+        self.poller.take(tokens, ready);
+    }
+}
+
+impl StdStack {
+    /// Forgets which socket a short read emptied.
+    pub(crate) fn forget_drained(&mut self) {
+        self.drained = None;
+    }
+
+    /// Forgets what was known about descriptor `fd` (a new socket got it).
+    fn forget(&mut self, fd: RawFd) {
+        if self.drained == Some(fd) {
+            self.drained = None;
+        }
+    }
+
+    /// Forgets what was known about `socket`'s descriptor (it is closing).
+    fn forget_socket(&mut self, socket: &TcpSocket) {
+        if let Some(fd) = socket.as_fd() {
+            self.forget(fd.as_raw_fd());
+        }
+    }
+
+    /// Registers lingering entry `key`'s socket (in the set already if
+    /// `watched`) to be reported under the key.
+    fn watch_lingering(&mut self, key: usize, watched: &AtomicBool) -> io::Result<()> {
+        let StdStack {
+            poller, lingering, ..
+        } = self;
+        let Some(stream) = lingering.stream(key) else {
+            return Ok(());
+        };
+        let key = u64::try_from(key).map_err(|_| io::Error::from(ErrorKind::OutOfMemory))?;
+        poller.set(stream.as_fd(), watched, OWN | key, Some(EventFlags::IN))
+    }
 }
 
 impl TcpFullStack for StdStack {
@@ -371,6 +505,8 @@ impl TcpFullStack for StdStack {
         sock.set_nonblocking(true)?;
         sock.bind(&addr.into())?;
         debug!("bound {}", sock_addr(sock.local_addr()?)?);
+        self.forget(sock.as_raw_fd());
+        socket.reset_watch();
         socket.state = State::Bound(sock);
         Ok(())
     }
@@ -389,16 +525,13 @@ impl TcpFullStack for StdStack {
     }
 
     fn accept(&mut self, socket: &mut TcpSocket) -> nb::Result<(TcpSocket, SocketAddr), Error> {
-        self.lingering.tick();
+        self.expire_lingering();
         let State::Listening(listener) = &socket.state else {
             return Err(nb::Error::Other(socket.invalid("accept on")));
         };
-        if self.idle.take(listener.as_raw_fd()) {
-            return Err(nb::Error::WouldBlock);
-        }
         let (stream, peer) = accept_one(listener)?;
         // The number may have been a closed socket's: forget what was known.
-        self.idle.take(stream.as_raw_fd());
+        self.forget(stream.as_raw_fd());
         // std's accept leaves the new socket blocking (Linux does not inherit
         // O_NONBLOCK from the listener): make it non-blocking before anyone
         // can receive on it. (std's call is one ioctl(FIONBIO) on Linux,

@@ -1,23 +1,39 @@
-//! Sleeping until a socket is ready: `poll(2)` (`ppoll` on Linux) through
-//! rustix, so without `unsafe` code.
+//! Sleeping until a socket is ready: `epoll_wait` on the stack's epoll
+//! instance (the sockets servers watch, and the lingering closes), and
+//! `poll(2)` (`ppoll` on Linux) beside it for sockets given explicitly;
+//! through rustix, so without `unsafe` code.
 
+use crate::ready::NOW;
 use crate::{StdClock, StdStack, TcpSocket};
 use core::time::Duration;
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::io::Errno;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 use tcpool_core::{Instant, Interest};
 
 impl StdStack {
-    /// Sleeps until one of `interests` is ready as asked, or `deadline`
-    /// passes; returns how many of them are ready (0: the deadline passed).
+    /// Sleeps until a watched socket or one of `interests` is ready, or
+    /// `deadline` passes; returns how many of them are ready (0: the
+    /// deadline passed).
     ///
-    /// `interests` is what `tcpool_core::Server::interests()` yields; to wait
-    /// for several servers on one stack, chain their iterators. A socket with
-    /// [`Interest::NONE`], or without an OS socket yet, is not waited on. A
-    /// socket that has failed or whose peer hung up counts as ready (the next
-    /// call on it reports what happened), even if only writable was asked.
+    /// The sockets a `tcpool_core::Server` watches (it registers them with
+    /// the stack, see `Backend::watch`) are waited on in `epoll_wait`, at a
+    /// cost that follows the number of ready sockets, not the number
+    /// watched; what it finds is kept for the servers' next polls. A server
+    /// over this stack yields no `interests()`, so the loop of the crate
+    /// docs waits on the epoll set alone. Registrations are level-triggered:
+    /// while a watched socket has what it is watched for, every wait returns
+    /// at once, so each watched token must belong to a server that is
+    /// polled (one that takes its ready tokens and services them).
+    ///
+    /// `interests` are further sockets to wait for, which no server watches
+    /// (a client's, a listener used by hand): each is polled with `poll(2)`
+    /// beside the epoll instance, and counted in the result when ready. A
+    /// socket with [`Interest::NONE`], or without an OS socket yet, is not
+    /// waited on. A socket that has failed or whose peer hung up counts as
+    /// ready (the next call on it reports what happened), even if only
+    /// writable was asked.
     ///
     /// `deadline` is an instant of `clock`; `None` waits with no deadline.
     /// When it returns 0, `clock.now() >= deadline` holds, so a server loop
@@ -29,13 +45,8 @@ impl StdStack {
     /// wakes for their input and timeouts, handles them, and goes back to
     /// sleep; they do not make it return.
     ///
-    /// A socket waited on for input that has none when `wait` returns is
-    /// remembered: the next `receive` or `accept` on it returns `WouldBlock`
-    /// without a system call, once (the call after asks the kernel again).
-    /// This saves the server a system call per idle connection per poll;
-    /// input arriving in between is not lost, the next `wait` sees it.
-    ///
-    /// Errors are those of `poll(2)` itself (an interrupted call is resumed).
+    /// Errors are those of `epoll_wait` and `poll(2)` themselves (an
+    /// interrupted call is resumed).
     ///
     /// ```
     /// use tcpool_core::{Instant, Interest};
@@ -65,69 +76,69 @@ impl StdStack {
         interests: impl IntoIterator<Item = (&'a TcpSocket, Interest)>,
         deadline: Option<std::time::Instant>,
     ) -> io::Result<usize> {
+        // Empty (so no allocation) for a server loop: servers watch their
+        // sockets through the epoll set.
         let wanted: Vec<(BorrowedFd<'a>, PollFlags)> = interests
             .into_iter()
             .filter_map(|(socket, interest)| Some((socket.as_fd()?, flags(interest)?)))
             .collect();
-        self.idle_set().clear();
         loop {
             let now = std::time::Instant::now();
-            let lingering = self.lingering_set();
-            lingering.expire(now);
-            let wake = match (deadline, lingering.next_deadline()) {
+            self.expire_lingering();
+            let wake = match (deadline, self.next_linger_deadline()) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
             let timeout = wake.map(|w| timespec(w.saturating_duration_since(now)));
-
-            let mut fds: Vec<PollFd<'_>> = wanted
-                .iter()
-                .map(|(fd, events)| PollFd::from_borrowed_fd(*fd, *events))
-                .chain(
-                    lingering
-                        .fds()
-                        .map(|fd| PollFd::from_borrowed_fd(fd, PollFlags::IN)),
-                )
-                .collect();
-            match poll(&mut fds, timeout.as_ref()) {
-                Ok(_) => {}
+            let ready = if wanted.is_empty() {
+                self.harvest(timeout.as_ref())
+            } else {
+                self.poll_beside(&wanted, timeout.as_ref())
+            };
+            match ready {
+                Ok(0) => {}
+                Ok(ready) => return Ok(ready),
                 Err(Errno::INTR) => continue,
                 Err(e) => return Err(e.into()),
-            }
-            let ready = fds[..wanted.len()]
-                .iter()
-                .filter(|fd| !fd.revents().is_empty())
-                .count();
-            // What was waited on for input and has none: the next receive or
-            // accept on it can say so without asking the kernel (once).
-            let idle: Vec<std::os::fd::RawFd> = fds[..wanted.len()]
-                .iter()
-                .zip(&wanted)
-                .filter(|(fd, (_, events))| {
-                    events.contains(PollFlags::IN) && fd.revents().is_empty()
-                })
-                .map(|(_, (fd, _))| fd.as_raw_fd())
-                .collect();
-            let lingering_ready: Vec<bool> = fds[wanted.len()..]
-                .iter()
-                .map(|fd| !fd.revents().is_empty())
-                .collect();
-            drop(fds);
-            if lingering_ready.contains(&true) {
-                lingering.finish_ready(|i| lingering_ready[i]);
-            }
-            let known_idle = self.idle_set();
-            known_idle.clear();
-            for fd in idle {
-                known_idle.insert(fd);
-            }
-            if ready > 0 {
-                return Ok(ready);
             }
             if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
                 return Ok(0);
             }
         }
+    }
+
+    /// `poll(2)` on `wanted` and the epoll instance; if the latter is
+    /// readable, takes its events without sleeping. Returns how many of
+    /// `wanted` and of the watched sockets are ready.
+    fn poll_beside(
+        &mut self,
+        wanted: &[(BorrowedFd<'_>, PollFlags)],
+        timeout: Option<&Timespec>,
+    ) -> Result<usize, Errno> {
+        let epoll = self.poller().fd()?;
+        let mut fds: Vec<PollFd<'_>> = wanted
+            .iter()
+            .map(|(fd, events)| PollFd::from_borrowed_fd(*fd, *events))
+            .chain(core::iter::once(PollFd::from_borrowed_fd(
+                epoll,
+                PollFlags::IN,
+            )))
+            .collect();
+        poll(&mut fds, timeout)?;
+        let (given, own) = fds.split_at(wanted.len());
+        let ready = given.iter().filter(|fd| !fd.revents().is_empty()).count();
+        let epoll_ready = own.iter().any(|fd| !fd.revents().is_empty());
+        drop(fds);
+        // Readiness was checked afresh: the short-read hint is stale.
+        self.forget_drained();
+        if !epoll_ready {
+            return Ok(ready);
+        }
+        let watched = match self.harvest(Some(&NOW)) {
+            Err(Errno::INTR) => self.harvest(Some(&NOW))?,
+            other => other?,
+        };
+        Ok(ready + watched)
     }
 }
 
@@ -150,7 +161,7 @@ impl tcpool_core::Wait for StdStack {
     }
 }
 
-/// The poll events for an interest, `None` for no interest.
+/// The poll(2) events for an interest, `None` for no interest.
 fn flags(interest: Interest) -> Option<PollFlags> {
     let mut flags = PollFlags::empty();
     if interest.readable {
