@@ -1,12 +1,17 @@
 //! Micro-benchmarks of tcpool-core on its own, with no network stack cost
 //! worth speaking of:
 //!
-//! * `poll_idle/N`: one [`Server::poll`] over `N` = 4, 16 and 64 connections
-//!   that are open but idle, on the in-memory [`MockStack`]. The time is per
-//!   call; the summary divides it by `N` and gives the marginal cost of a
-//!   slot (the slope from 4 to 64). Each idle slot costs one `receive` on
-//!   the stack (here a `RefCell` borrow and an empty queue), so the figure
-//!   is the pool's bookkeeping plus the cheapest stack call there is.
+//! * `poll_idle/N`: one [`Server::poll`] over `N` = 4, 16, 64 and 1,024
+//!   connections that are open but idle, on the in-memory [`MockStack`]
+//!   that does not report readiness. The time is per call; the summary
+//!   divides it by `N` and gives the marginal cost of a slot (the slope from
+//!   4 to 64). Each idle slot costs one `receive` on the stack (here a
+//!   `RefCell` borrow and an empty queue), so the figure is the pool's
+//!   bookkeeping plus the cheapest stack call there is.
+//! * `poll_idle_ready/N`: the same on a [`MockStack`] that reports
+//!   readiness (as the std backend does with epoll): a poll asks the stack
+//!   what is ready (nothing), and services nothing. Its cost should not
+//!   depend on `N`: the summary prints the ratio of `N` = 1,024 to `N` = 4.
 //! * `framing/lines`, `framing/length_prefix`: [`framing::Lines`] and
 //!   [`framing::next_frame`] over 1 MB of input that arrives in seeded random
 //!   pieces of 1 to 1460 bytes, the way a slot offers it to a handler
@@ -25,6 +30,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant as WallClock};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
+use tcpool::host::Heap;
 use tcpool_core::framing::{self, Lines, Prefix};
 use tcpool_core::mock::{MockClient, MockConfig, MockStack};
 use tcpool_core::{Config, Instant, Server};
@@ -37,8 +43,8 @@ use support::{Echo, Mode, measured, mode, record};
 
 const PORT: u16 = 7000;
 
-/// The pool sizes of `poll_idle`.
-const IDLE_SIZES: [usize; 3] = [4, 16, 64];
+/// The pool sizes of `poll_idle` and `poll_idle_ready`.
+const IDLE_SIZES: [usize; 4] = [4, 16, 64, 1024];
 
 /// Bytes of framing input.
 const FRAMING_BYTES: usize = 1_000_000;
@@ -55,18 +61,19 @@ const MAX_PIECE: usize = 1460;
 /// its stack, and the clients (kept so the connections stay open).
 struct Idle<const N: usize> {
     stack: MockStack,
-    server: Box<Server<MockStack, Echo, N, 1024, 1024>>,
+    server: Server<MockStack, Echo, N, 1024, 1024, Heap>,
     _clients: Vec<MockClient>,
 }
 
 impl<const N: usize> Idle<N> {
-    fn new() -> Self {
+    fn new(ready: bool) -> Self {
         let mut stack = MockStack::with_config(MockConfig {
             max_sockets: N + 1,
             backlog: N,
             ..MockConfig::default()
         });
-        let mut server = Box::new(Server::new(Echo, Config::new()));
+        stack.set_reports_ready(ready);
+        let mut server = Server::new_in(Echo, Config::new().with_max_connections(N));
         server.listen(&mut stack, PORT).expect("listen");
         let clients: Vec<MockClient> = (0..N)
             .map(|_| stack.connect_client(PORT).expect("connect"))
@@ -84,9 +91,9 @@ impl<const N: usize> Idle<N> {
         }
     }
 
-    fn bench(c: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
-        let mut idle = Self::new();
-        let id = format!("poll_idle/{N}");
+    fn bench(c: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>, ready: bool) {
+        let mut idle = Self::new(ready);
+        let id = format!("poll_idle{}/{N}", if ready { "_ready" } else { "" });
         let now = Instant::from_millis(1);
         c.bench_function(BenchmarkId::from_parameter(N), |b| {
             b.iter_custom(|iters| {
@@ -102,11 +109,19 @@ impl<const N: usize> Idle<N> {
 }
 
 fn poll_idle(c: &mut Criterion) {
-    let mut group = c.benchmark_group("poll_idle");
-    Idle::<4>::bench(&mut group);
-    Idle::<16>::bench(&mut group);
-    Idle::<64>::bench(&mut group);
-    group.finish();
+    for ready in [false, true] {
+        let name = if ready {
+            "poll_idle_ready"
+        } else {
+            "poll_idle"
+        };
+        let mut group = c.benchmark_group(name);
+        Idle::<4>::bench(&mut group, ready);
+        Idle::<16>::bench(&mut group, ready);
+        Idle::<64>::bench(&mut group, ready);
+        Idle::<1024>::bench(&mut group, ready);
+        group.finish();
+    }
 }
 
 // -------------------------------------------------------------------- framing
@@ -317,6 +332,20 @@ fn print_summary() {
     if let (Some(lo), Some(hi)) = (measured("poll_idle/4"), measured("poll_idle/64")) {
         let slope = (hi.as_secs_f64() - lo.as_secs_f64()) * 1e9 / 60.0;
         println!("poll_idle marginal cost of an idle slot (N 4 -> 64): {slope:.2} ns");
+    }
+    for n in IDLE_SIZES {
+        if let Some(m) = measured(&format!("poll_idle_ready/{n}")) {
+            println!("poll_idle_ready N={n}: {m:.1?} per poll");
+        }
+    }
+    if let (Some(lo), Some(hi)) = (
+        measured("poll_idle_ready/4"),
+        measured("poll_idle_ready/1024"),
+    ) {
+        println!(
+            "ratio poll_idle_ready N=1024/N=4 = {:.2} (1.0: the cost of an idle poll does not grow with N)",
+            hi.as_secs_f64() / lo.as_secs_f64()
+        );
     }
     let input = input();
     for (name, bytes) in [

@@ -18,6 +18,8 @@ use std::process::ExitCode;
 use tcpool::framing::{LineTimeout, Lines};
 use tcpool::{CloseReason, Closed, Conn, Handler, Server};
 
+use common::PoolServer;
+
 /// The longest command line accepted, terminator not counted.
 const MAX_LINE: usize = 128;
 
@@ -108,7 +110,6 @@ fn main() -> ExitCode {
         readings: 0,
         line_timeout: args.pool.request_timeout.map(LineTimeout::new),
     };
-    let mut server: Server<_, Commands, { common::POOL }, 512, 512> =
-        Server::new(handler, args.config());
+    let mut server: PoolServer<Commands, 512, 512> = Server::new_in(handler, args.config());
     common::serve(&args, &mut server, |_| {})
 }

@@ -16,11 +16,13 @@ use std::process::ExitCode;
 
 use tcpool::Server;
 
+use common::PoolServer;
+
 use echo::Echo;
 
 fn main() -> ExitCode {
     let args = common::Args::parse();
-    let mut server: Server<_, Echo, { common::POOL }, 4096, 4096> = Server::new(
+    let mut server: PoolServer<Echo, 4096, 4096> = Server::new_in(
         Echo {
             request_timeout: args.pool.request_timeout,
         },

@@ -552,3 +552,51 @@ fn echo_request_timeout_bounds_the_first_byte_only() {
         "only the mute client closed"
     );
 }
+
+/// The std examples' pool has 1,024 slots (built on the heap): with
+/// `--max-connections 1024`, 1,000 clients held open at once are all
+/// served, each echoes, and none is closed until it leaves.
+#[test]
+fn a_thousand_clients_are_served_at_once_with_max_connections_1024() {
+    support::raise_open_files(8192);
+    let server = ExampleServer::start("echo", &["--listen", ANY_PORT, "--max-connections", "1024"]);
+    let mut clients: Vec<TcpStream> = (0..1000).map(|_| connect(server.addr)).collect();
+    for (i, c) in clients.iter_mut().enumerate() {
+        let msg = format!("client {i}\n");
+        assert_eq!(round_trip(c, msg.as_bytes()), msg.as_bytes());
+    }
+    // Every one still served after all have connected.
+    for (i, c) in clients.iter_mut().enumerate().step_by(37) {
+        let msg = format!("again {i}\n");
+        assert_eq!(round_trip(c, msg.as_bytes()), msg.as_bytes());
+    }
+    assert!(
+        server.closed_lines().is_empty(),
+        "nobody may be closed: {:?}",
+        server.closed_lines()
+    );
+    drop(clients);
+    let closed = server.wait_closed(1000, Duration::from_secs(20));
+    assert_eq!(closed.len(), 1000);
+    let lines = server.stop();
+    let stats = lines
+        .iter()
+        .find(|l| l.starts_with("stats "))
+        .expect("a stats line");
+    assert_eq!(field(stats, "accepted"), Some("1000"), "{stats}");
+    assert_eq!(field(stats, "peak_active"), Some("1000"), "{stats}");
+}
+
+#[test]
+fn max_connections_above_the_pool_is_refused_with_usage() {
+    let out = std::process::Command::new(support::example_path("echo"))
+        .args(["--max-connections", "1025"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--max-connections") && err.contains("1024"),
+        "{err}"
+    );
+}

@@ -14,14 +14,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use tcpool::host::{Config as StackConfig, StdClock, StdStack};
+use tcpool::host::{Config as StackConfig, Heap, StdClock, StdStack};
 use tcpool::{Config, Handler, Server};
 
 use cli::{Cli, PoolArgs, print_stats};
 
 /// Slots compiled into the std example servers; `--max-connections` may
-/// use up to this many.
-pub const POOL: usize = 64;
+/// use up to this many. The slots are built in place on the heap
+/// ([`Heap`]): at 4 KiB buffers they take 8 MiB, too much for a stack.
+pub const POOL: usize = 1024;
+
+/// An example server: `POOL` slots on the heap.
+pub type PoolServer<H, const RX: usize, const TX: usize> = Server<StdStack, H, POOL, RX, TX, Heap>;
 
 /// The command line of the std examples: `--listen` and the pool flags.
 pub struct Args {
@@ -65,8 +69,8 @@ impl Args {
 /// its handler a copy of the stats).
 pub fn serve<H: Handler, const RX: usize, const TX: usize>(
     args: &Args,
-    server: &mut Server<StdStack, H, POOL, RX, TX>,
-    mut before_poll: impl FnMut(&mut Server<StdStack, H, POOL, RX, TX>),
+    server: &mut PoolServer<H, RX, TX>,
+    mut before_poll: impl FnMut(&mut PoolServer<H, RX, TX>),
 ) -> ExitCode {
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

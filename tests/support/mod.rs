@@ -224,3 +224,21 @@ pub fn read_to_eof(s: &mut TcpStream) -> (Vec<u8>, bool) {
     let clean = s.read_to_end(&mut out).is_ok();
     (out, clean)
 }
+
+/// Raises this process's soft limit on open files to at least `n` (within
+/// the hard limit; a process started afterwards inherits it), for tests
+/// that hold many connections. Panics if the limit stays below `n`.
+pub fn raise_open_files(n: u64) {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current.is_none_or(|soft| soft >= n) {
+        return;
+    }
+    limit.current = Some(limit.maximum.map_or(n, |max| max.min(n)));
+    let _ = setrlimit(Resource::Nofile, limit);
+    let now = getrlimit(Resource::Nofile).current;
+    assert!(
+        now.is_none_or(|soft| soft >= n),
+        "the open-file limit is {now:?}, below the {n} this test needs (raise the hard limit: ulimit -Hn)"
+    );
+}
