@@ -178,7 +178,7 @@ fn fd_set_bits_match_fd_set_in_c() {
         assert!(set.insert(fd));
         assert!(set.contains(fd));
         assert_eq!(
-            set.to_bytes(),
+            set.bytes(),
             tcpool_lwip_host::fd_set_image(fd),
             "fd {fd}"
         );
