@@ -13,7 +13,7 @@ use crate::error::{Errno, Error};
 use crate::ffi::{self, Fd};
 use crate::fmt::{debug, trace, warning};
 use crate::socket::{Socket, SocketState};
-use crate::sys;
+use crate::sys::{self, FdSet};
 use crate::wait::{Selected, Waiter};
 use crate::watch::Watches;
 
@@ -194,9 +194,7 @@ impl LwipStack {
             timeout = Some(timeout.map_or(left, |t| t.min(left)));
         }
         let selected = self.select_watched(waiter, timeout)?;
-        let mut ready = self
-            .watches
-            .record(&selected.read, &selected.write, &selected.except);
+        let mut ready = self.record_watched(&selected);
         ready.union_with(&selected.ready_mine);
         self.poll_lingering();
         Ok(ready.count_common(&ready))
@@ -215,7 +213,8 @@ impl LwipStack {
         with_watches.add_watched(&self.watches);
         match with_watches.select(timeout) {
             Err(Error::Lwip(e)) if e == Errno(sys::EBADF) && !self.watches.is_empty() => {
-                self.forget_closed_watches();
+                let all = self.watches.all();
+                self.forget_closed_watches(&all);
                 let mut with_watches = waiter;
                 with_watches.add_watched(&self.watches);
                 with_watches.select(timeout)
@@ -224,17 +223,27 @@ impl LwipStack {
         }
     }
 
-    /// Ends the watches of descriptors lwIP no longer knows.
-    fn forget_closed_watches(&mut self) {
-        for fd in self.watches.all().iter() {
-            let mut alone = Waiter::empty();
-            let open = alone.add(fd, Interest::READABLE, false).is_ok()
-                && alone.wait(Some(Duration::ZERO)).is_ok();
-            if !open {
+    /// Ends the watches of descriptors lwIP no longer knows, among `fds`.
+    fn forget_closed_watches(&mut self, fds: &FdSet) {
+        for fd in fds.iter() {
+            if !ffi::is_open(fd) {
                 warning!("lwip socket {}: watched but closed, watch dropped", fd);
                 self.watches.remove(fd);
             }
         }
+    }
+
+    /// Records what a select of the watched sockets found. A watched
+    /// descriptor closed behind the stack's back may be found "ready" (lwIP
+    /// reports the state its socket was left in): each one found is checked
+    /// (one `fcntl`) and forgotten if closed. Returns the watched
+    /// descriptors found ready.
+    fn record_watched(&mut self, selected: &Selected) -> FdSet {
+        let found = self
+            .watches
+            .record(&selected.read, &selected.write, &selected.except);
+        self.forget_closed_watches(&found);
+        found.intersection(&self.watches.all())
     }
 
     /// Watches `socket` for `interest`, reported as `token` (see
@@ -269,8 +278,7 @@ impl LwipStack {
         if !self.watches.fresh() {
             match self.select_watched(Waiter::empty(), Some(Duration::ZERO)) {
                 Ok(selected) => {
-                    self.watches
-                        .record(&selected.read, &selected.write, &selected.except);
+                    self.record_watched(&selected);
                 }
                 Err(e) => {
                     // Nothing can be told: report every watched socket,

@@ -348,3 +348,40 @@ fn a_poll_receives_only_from_connections_with_input() {
     }
     run(&mut stack, &mut server, &mut |server| server.active() == 0);
 }
+
+#[test]
+fn a_watched_socket_dropped_instead_of_closed_does_not_break_waiting() {
+    let _lock = lock();
+    let mut stack = LwipStack::default();
+    let listener = |stack: &mut LwipStack| {
+        let mut l = stack.socket().unwrap();
+        stack.bind(&mut l, 0).unwrap();
+        stack.listen(&mut l).unwrap();
+        l
+    };
+    let dropped = listener(&mut stack);
+    let mut kept = listener(&mut stack);
+    stack.watch(&dropped, 1, Interest::READABLE).unwrap();
+    stack.watch(&kept, 2, Interest::READABLE).unwrap();
+    // Closes the lwIP socket behind the stack's back.
+    drop(dropped);
+    let none: [(&Socket, Interest); 0] = [];
+    assert_eq!(stack.wait(none, Some(Duration::from_millis(5))).unwrap(), 0);
+    let mut tokens = Vec::new();
+    stack.take_ready(0..10, &mut |t| tokens.push(t));
+    assert_eq!(tokens, []);
+    // The other watch still reports.
+    let port = kept.local_addr().unwrap().port();
+    let mut clients = LwipStack::new(Config::default().with_lingering_close(None));
+    let mut c = clients.socket().unwrap();
+    let _ = clients.connect(&mut c, SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+    let none: [(&Socket, Interest); 0] = [];
+    assert_eq!(stack.wait(none, Some(STEP)).unwrap(), 1);
+    let mut tokens = Vec::new();
+    stack.take_ready(0..10, &mut |t| tokens.push(t));
+    assert_eq!(tokens, [2]);
+    let (conn, _) = stack.accept(&mut kept).unwrap();
+    stack.close(conn).unwrap();
+    stack.close(kept).unwrap();
+    clients.close(c).unwrap();
+}
