@@ -60,6 +60,8 @@ impl<D: Device, const N: usize> Stack<'_, D, N> {
             }
             _ => {
                 s.close();
+                // No more sending: a watch for room to write is answered.
+                self.mark(i);
                 Ok(())
             }
         }
