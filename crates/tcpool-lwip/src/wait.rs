@@ -27,7 +27,10 @@ use crate::watch::Watches;
 ///
 /// For a stack with [`Config::lingering_close`](crate::Config::lingering_close)
 /// use [`LwipStack::wait`](crate::LwipStack::wait), which also watches the
-/// sockets in a lingering close.
+/// sockets in a lingering close; and for a tcpool server, whose
+/// `interests()` are empty on an [`LwipStack`](crate::LwipStack) (the stack
+/// watches its sockets), always use that one: this function does not know
+/// the stack's watches.
 pub fn wait<'s, I>(interests: I, timeout: Option<Duration>) -> Result<usize, Error>
 where
     I: IntoIterator<Item = (&'s Socket, Interest)>,
