@@ -228,6 +228,13 @@ pub(crate) fn is_nonblocking(fd: &Fd) -> Result<bool, Errno> {
     Ok(flags & sys::O_NONBLOCK != 0)
 }
 
+/// Whether descriptor `fd` names an open lwIP socket (`F_GETFL` succeeds):
+/// lwIP's select may report a closed descriptor as ready instead of failing.
+pub(crate) fn is_open(fd: c_int) -> bool {
+    // SAFETY: plain integers; lwIP checks the descriptor itself.
+    check(unsafe { lwip_fcntl(fd, sys::F_GETFL, 0) }).is_ok()
+}
+
 /// `setsockopt` with an `int` value.
 pub(crate) fn set_int_option(
     fd: &Fd,

@@ -14,6 +14,7 @@ mod socket;
 mod stack;
 mod sys;
 mod wait;
+mod watch;
 
 pub use config::{Config, ESP_IDF_DEFAULT_MAX_SOCKETS, Keepalive, SocketBudget};
 pub use error::{Errno, Error};

@@ -13,8 +13,9 @@ use crate::error::{Errno, Error};
 use crate::ffi::{self, Fd};
 use crate::fmt::{debug, trace, warning};
 use crate::socket::{Socket, SocketState};
-use crate::sys;
-use crate::wait::Waiter;
+use crate::sys::{self, FdSet};
+use crate::wait::{Selected, Waiter};
+use crate::watch::Watches;
 
 /// How many closed connections can be in a lingering close at once; beyond
 /// that `close` closes at once.
@@ -54,11 +55,30 @@ struct Lingering {
 ///   [`Config::lingering_close`].
 ///
 /// lwIP must be running before the first call (see the crate docs).
+///
+/// # Readiness
+///
+/// The stack reports readiness to a tcpool `Server`
+/// ([`Backend::reports_ready`](tcpool_core::Backend::reports_ready) is
+/// always true): the server tells it which sockets to watch and for what,
+/// the stack keeps that in fixed memory (`fd_set`s and a token per
+/// descriptor), and each server poll services only the sockets found
+/// ready instead of trying `receive` on every connection. What is ready is
+/// what the last `lwip_select` found: the one [`wait`](Self::wait) makes
+/// (on the watched sockets as well as the given ones), or, when the server
+/// is polled without a wait since its last poll or a watch changed since,
+/// a select that does not block, made when the server asks. lwIP's select
+/// is level-triggered, so a socket the server did not drain is found again.
+/// `Server::interests` is empty on this stack: a loop waits with
+/// `stack.wait(server.interests(), timeout)` as before, and the stack adds
+/// what the server watches. Closing a socket through the stack ends its
+/// watch; a socket dropped instead is forgotten at the next select.
 #[derive(Debug)]
 pub struct LwipStack {
     config: Config,
     in_use: usize,
     lingering: [Option<Lingering>; LINGER_SLOTS],
+    watches: Watches,
 }
 
 impl LwipStack {
@@ -68,6 +88,7 @@ impl LwipStack {
             config,
             in_use: 0,
             lingering: [const { None }; LINGER_SLOTS],
+            watches: Watches::new(),
         }
     }
 
@@ -128,6 +149,7 @@ impl LwipStack {
         let Some(fd) = socket.take_fd() else {
             return Ok(());
         };
+        self.watches.remove(fd.raw());
         if connected && ffi::reset(&fd) {
             trace!("lwip socket {}: reset", fd.raw());
         } else {
@@ -143,13 +165,17 @@ impl LwipStack {
         fd.close().map_err(Error::from)
     }
 
-    /// Waits until one of `interests` is ready, a socket in a lingering close
-    /// needs attention, or `timeout` passes (`None`: no limit), using
-    /// `lwip_select`. Returns how many of the given sockets are ready (0 on
-    /// timeout). Also advances lingering closes.
+    /// Waits until one of `interests` or of the sockets a server watches
+    /// (see [Readiness](#readiness)) is ready, a socket in a lingering
+    /// close needs attention, or `timeout` passes (`None`: no limit), using
+    /// one `lwip_select`. Returns how many of those sockets are ready (0 on
+    /// timeout), and keeps which watched ones are for the next
+    /// [`take_ready`](tcpool_core::Backend::take_ready). Also advances
+    /// lingering closes.
     ///
-    /// This is [`wait`](crate::wait) plus the stack's lingering sockets;
-    /// use it when the stack has [`Config::lingering_close`] on.
+    /// This is [`wait`](crate::wait) plus the stack's watched and
+    /// lingering sockets; a server on this stack lists no interests of its
+    /// own (`Server::interests` is empty), so wait with this one.
     pub fn wait<'s, I>(&mut self, interests: I, timeout: Option<Duration>) -> Result<usize, Error>
     where
         I: IntoIterator<Item = (&'s Socket, Interest)>,
@@ -167,9 +193,103 @@ impl LwipStack {
             };
             timeout = Some(timeout.map_or(left, |t| t.min(left)));
         }
-        let ready = waiter.wait(timeout)?;
+        let selected = self.select_watched(waiter, timeout)?;
+        let mut ready = self.record_watched(&selected);
+        ready.union_with(&selected.ready_mine);
         self.poll_lingering();
-        Ok(ready)
+        Ok(ready.count_common(&ready))
+    }
+
+    /// Selects on what `waiter` holds plus every watched socket. A watched
+    /// descriptor closed behind the stack's back (its socket dropped instead
+    /// of closed) fails the select with `EBADF`: such watches are forgotten
+    /// and the select made again.
+    fn select_watched(
+        &mut self,
+        waiter: Waiter,
+        timeout: Option<Duration>,
+    ) -> Result<Selected, Error> {
+        let mut with_watches = waiter.clone();
+        with_watches.add_watched(&self.watches);
+        match with_watches.select(timeout) {
+            Err(Error::Lwip(e)) if e == Errno(sys::EBADF) && !self.watches.is_empty() => {
+                let all = self.watches.all();
+                self.forget_closed_watches(&all);
+                let mut with_watches = waiter;
+                with_watches.add_watched(&self.watches);
+                with_watches.select(timeout)
+            }
+            result => result,
+        }
+    }
+
+    /// Ends the watches of descriptors lwIP no longer knows, among `fds`.
+    fn forget_closed_watches(&mut self, fds: &FdSet) {
+        for fd in fds.iter() {
+            if !ffi::is_open(fd) {
+                warning!("lwip socket {}: watched but closed, watch dropped", fd);
+                self.watches.remove(fd);
+            }
+        }
+    }
+
+    /// Records what a select of the watched sockets found. A watched
+    /// descriptor closed behind the stack's back may be found "ready" (lwIP
+    /// reports the state its socket was left in): each one found is checked
+    /// (one `fcntl`) and forgotten if closed. Returns the watched
+    /// descriptors found ready.
+    fn record_watched(&mut self, selected: &Selected) -> FdSet {
+        let found = self
+            .watches
+            .record(&selected.read, &selected.write, &selected.except);
+        self.forget_closed_watches(&found);
+        found.intersection(&self.watches.all())
+    }
+
+    /// Watches `socket` for `interest`, reported as `token` (see
+    /// [Readiness](#readiness)); [`Interest::NONE`] ends the watch.
+    fn set_watch(
+        &mut self,
+        socket: &Socket,
+        token: usize,
+        interest: Interest,
+    ) -> Result<(), Error> {
+        let Some(fd) = socket.raw_fd() else {
+            if interest.is_none() {
+                return Ok(());
+            }
+            return Err(Error::InvalidState("watch on a socket not opened"));
+        };
+        let listening = socket.state() == SocketState::Listening;
+        if self.watches.set(fd, token, interest, listening) {
+            Ok(())
+        } else {
+            Err(Error::Lwip(Errno(sys::EBADF)))
+        }
+    }
+
+    /// Reports the watched sockets found ready: by the last
+    /// [`wait`](Self::wait) if there was one since the last take and no
+    /// watch changed since, otherwise by a select that does not block.
+    fn take_watched(&mut self, tokens: core::ops::Range<usize>, ready: &mut dyn FnMut(usize)) {
+        if self.watches.is_empty() {
+            return;
+        }
+        if !self.watches.fresh() {
+            match self.select_watched(Waiter::empty(), Some(Duration::ZERO)) {
+                Ok(selected) => {
+                    self.record_watched(&selected);
+                }
+                Err(e) => {
+                    // Nothing can be told: report every watched socket,
+                    // whose own calls then say what is wrong.
+                    warning!("lwip_select for readiness failed: {}", e);
+                    let all = self.watches.all();
+                    self.watches.record(&all, &all, &all);
+                }
+            }
+        }
+        self.watches.take(tokens, ready);
     }
 
     /// Advances lingering closes: reads and discards what has arrived, and
@@ -405,6 +525,7 @@ impl TcpClientStack for LwipStack {
             self.release();
             return Ok(());
         };
+        self.watches.remove(fd.raw());
         if connected {
             // FIN after whatever is queued. After this lwIP no longer resets
             // the connection for input left unread at close (it only does so
@@ -440,6 +561,24 @@ impl tcpool_core::Backend for LwipStack {
 
     fn local_addr(&self, socket: &Socket) -> Option<core::net::SocketAddr> {
         socket.local_addr().ok()
+    }
+
+    /// Always: the stack selects on the watched sockets (in
+    /// [`LwipStack::wait`], or without blocking at a take), so a server
+    /// reads only from the sockets found ready.
+    fn reports_ready(&self) -> bool {
+        true
+    }
+
+    /// Keeps the watch in the stack (`fd_set`s and a token per
+    /// descriptor). [`Error::InvalidState`] for a socket without an lwIP
+    /// socket yet.
+    fn watch(&mut self, socket: &Socket, token: usize, interest: Interest) -> Result<(), Error> {
+        self.set_watch(socket, token, interest)
+    }
+
+    fn take_ready(&mut self, tokens: core::ops::Range<usize>, ready: &mut dyn FnMut(usize)) {
+        self.take_watched(tokens, ready);
     }
 }
 

@@ -9,6 +9,7 @@ use crate::error::{Errno, Error};
 use crate::ffi::{self, Fd};
 use crate::socket::{Socket, SocketState};
 use crate::sys::{self, FdSet};
+use crate::watch::Watches;
 
 /// Waits until one of `interests` is ready or `timeout` passes (`None`:
 /// no limit), with `lwip_select`. Returns how many of the sockets are ready
@@ -26,7 +27,10 @@ use crate::sys::{self, FdSet};
 ///
 /// For a stack with [`Config::lingering_close`](crate::Config::lingering_close)
 /// use [`LwipStack::wait`](crate::LwipStack::wait), which also watches the
-/// sockets in a lingering close.
+/// sockets in a lingering close; and for a tcpool server, whose
+/// `interests()` are empty on an [`LwipStack`](crate::LwipStack) (the stack
+/// watches its sockets), always use that one: this function does not know
+/// the stack's watches.
 pub fn wait<'s, I>(interests: I, timeout: Option<Duration>) -> Result<usize, Error>
 where
     I: IntoIterator<Item = (&'s Socket, Interest)>,
@@ -42,6 +46,7 @@ pub(crate) fn is_ready_now(fd: &Fd, interest: Interest) -> Result<bool, Error> {
 }
 
 /// The three `fd_set`s of one `lwip_select` call being built.
+#[derive(Clone)]
 pub(crate) struct Waiter {
     read: FdSet,
     write: FdSet,
@@ -54,7 +59,7 @@ pub(crate) struct Waiter {
 }
 
 impl Waiter {
-    fn empty() -> Waiter {
+    pub(crate) fn empty() -> Waiter {
         Waiter {
             read: FdSet::new(),
             write: FdSet::new(),
@@ -81,7 +86,12 @@ impl Waiter {
         waiter
     }
 
-    fn add(&mut self, fd: c_int, interest: Interest, listening: bool) -> Result<(), Error> {
+    pub(crate) fn add(
+        &mut self,
+        fd: c_int,
+        interest: Interest,
+        listening: bool,
+    ) -> Result<(), Error> {
         if interest.is_none() {
             return Ok(());
         }
@@ -110,7 +120,26 @@ impl Waiter {
         }
     }
 
-    pub(crate) fn wait(mut self, timeout: Option<Duration>) -> Result<usize, Error> {
+    /// Watches what servers watch on the stack (see
+    /// [`Backend::watch`](tcpool_core::Backend::watch)), for input, room to
+    /// write and errors.
+    pub(crate) fn add_watched(&mut self, watches: &Watches) {
+        let all = watches.all();
+        self.read.union_with(&watches.read);
+        self.write.union_with(&watches.write);
+        self.except.union_with(&all);
+        self.listener |= !watches.read.intersection(&watches.listening).is_empty();
+        if let Some(max) = all.iter().last() {
+            self.max_fd = self.max_fd.max(max);
+        }
+    }
+
+    pub(crate) fn wait(self, timeout: Option<Duration>) -> Result<usize, Error> {
+        Ok(self.select(timeout)?.mine)
+    }
+
+    /// Runs the `lwip_select`; what it found.
+    pub(crate) fn select(mut self, timeout: Option<Duration>) -> Result<Selected, Error> {
         if let Some(e) = self.error {
             return Err(e);
         }
@@ -119,7 +148,13 @@ impl Waiter {
             timeout = Some(timeout.map_or(cap, |t| t.min(cap)));
         }
         if self.max_fd < 0 && timeout.is_none() {
-            return Ok(0);
+            return Ok(Selected {
+                read: FdSet::new(),
+                write: FdSet::new(),
+                except: FdSet::new(),
+                mine: 0,
+                ready_mine: FdSet::new(),
+            });
         }
         ffi::select(
             self.max_fd + 1,
@@ -131,6 +166,27 @@ impl Waiter {
         let mut ready = self.read;
         ready.union_with(&self.write);
         ready.union_with(&self.except);
-        Ok(ready.count_common(&self.mine))
+        let ready_mine = ready.intersection(&self.mine);
+        Ok(Selected {
+            read: self.read,
+            write: self.write,
+            except: self.except,
+            mine: ready_mine.count_common(&ready_mine),
+            ready_mine,
+        })
     }
+}
+
+/// What one `lwip_select` found.
+pub(crate) struct Selected {
+    /// Readable descriptors.
+    pub(crate) read: FdSet,
+    /// Writable descriptors.
+    pub(crate) write: FdSet,
+    /// Descriptors with an error.
+    pub(crate) except: FdSet,
+    /// How many of the caller's own descriptors are ready.
+    pub(crate) mine: usize,
+    /// Those descriptors.
+    pub(crate) ready_mine: FdSet,
 }

@@ -76,6 +76,24 @@
 //! smaller of that and the server's own deadline). Time is passed in as a
 //! [`tcpool_core::Instant`], so tests run on a simulated clock.
 //!
+//! ## Readiness
+//!
+//! The stack reports readiness to a tcpool `Server`
+//! ([`tcpool_core::Backend::reports_ready`] is always true): the server
+//! tells it which sockets to watch, and each server poll services only the
+//! sockets found ready (a listener with a connection to accept, a
+//! connection with input, end of stream, room to write, or a failure),
+//! instead of trying `receive` on every connection. Readiness is read from
+//! smoltcp's socket state, level-triggered, and checked only where a stack
+//! poll may have changed something: after a [`Stack::poll`] that moved
+//! packets every watched socket is looked at (a few field reads each;
+//! smoltcp does not say which socket a packet changed), otherwise only the
+//! sockets still ready or whose watch changed. It is not a setting: it
+//! costs nothing a server would not pay anyway, and loses nothing. The one
+//! visible difference is that `Server::interests` is empty: an event loop
+//! that sleeps asks [`Stack::watched_ready`] (or uses the TAP stack's
+//! `Wait`), not `Stack::ready` on the server's interests.
+//!
 //! ## Firmware: storage in `.bss`
 //!
 //! [`StackStorage::new`] is a `const fn` whose value is all zero bytes, so

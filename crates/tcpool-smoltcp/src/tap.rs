@@ -163,10 +163,11 @@ impl<const N: usize> tcpool_core::Wait for TapStack<N> {
     /// what the server queued and fires timers), then sleeps on the TAP
     /// until a frame arrives or the next stack timer
     /// ([`Stack::poll_delay`]) or `deadline` is due, and again, until one
-    /// of `interests` is ready ([`Stack::ready`]) or `deadline` has
-    /// passed. The stack is polled at `now` plus the time spent in here (on
-    /// the host's monotonic clock). Returns how many of `interests` are
-    /// ready (0: the deadline passed, or a signal interrupted the wait).
+    /// of `interests` ([`Stack::ready`]) or of the sockets servers watch
+    /// ([`Stack::watched_ready`]) is ready, or `deadline` has passed. The
+    /// stack is polled at `now` plus the time spent in here (on the host's
+    /// monotonic clock). Returns how many of those sockets are ready (0:
+    /// the deadline passed, or a signal interrupted the wait).
     ///
     /// Fails with [`Error::Device`] if waiting on the TAP's file descriptor
     /// fails.
@@ -188,13 +189,14 @@ impl<const N: usize> tcpool_core::Wait for TapStack<N> {
         loop {
             let t = now + start.elapsed();
             self.poll(t);
-            let ready = interests
+            let given = interests
                 .iter()
                 .filter(|(socket, want)| {
                     let is = self.ready(socket);
                     (is.readable && want.readable) || (is.writable && want.writable)
                 })
                 .count();
+            let ready = given + self.watched_ready();
             if ready > 0 {
                 return Ok(ready);
             }

@@ -5,8 +5,9 @@
 //!
 //! Each step moves the clock, lets both stacks process what the wire
 //! delivered, and wakes the server only as an event loop would: when its
-//! `poll_at` deadline has come or one of its `interests` is ready
-//! (`Stack::ready`), so a server that forgets to ask for a wake-up stalls.
+//! `poll_at` deadline has come or a socket it watches is ready (the stack
+//! reports readiness: `Stack::watched_ready`), so a server that forgets to
+//! ask for a wake-up stalls.
 //!
 //! The server stack is wrapped in a `FaultyStack` with no random faults, for
 //! the socket budget and the accept failures of
@@ -87,16 +88,20 @@ impl SmolHarness {
         }
     }
 
-    /// The server's deadline has come, or a socket it waits on is ready.
-    fn server_wants_poll(&self, server: &dyn Drive<Stack>) -> bool {
+    /// The server's deadline has come, or a socket it watches is ready
+    /// (the stack reports readiness: `Stack::watched_ready`). Interests the
+    /// server lists itself are looked at too, for a server that does not
+    /// use the stack's reports.
+    fn server_wants_poll(&mut self, server: &dyn Drive<Stack>) -> bool {
         if server.poll_at().is_some_and(|t| t <= self.now) {
             return true;
         }
         let stack = self.server();
-        server.interests().into_iter().any(|(socket, want)| {
+        let listed = server.interests().into_iter().any(|(socket, want)| {
             let ready = stack.ready(socket);
             (want.readable && ready.readable) || (want.writable && ready.writable)
-        })
+        });
+        listed || self.server_mut().watched_ready() > 0
     }
 
     /// Finishes the client's handshake if it can: `Ok(true)` established,

@@ -273,6 +273,10 @@ fn serve(ready: mpsc::Sender<Result<(), String>>, stop: Arc<AtomicBool>, logs: [
     let mut cycles: Server<Stack, Collect, 8, 256, 256> = Server::new(Collect(b), Config::new());
     let mut bulk: Server<Stack, Echo, BULK_CLIENTS, 16384, 16384> =
         Server::new(Echo(c), Config::new());
+    // Three servers on one stack that reports readiness: a token range
+    // each.
+    cycles.set_tokens(slots.capacity() + 1);
+    bulk.set_tokens(slots.capacity() + 1 + cycles.capacity() + 1);
     slots.listen(&mut stack, PORT_SLOTS).expect("listen");
     cycles.listen(&mut stack, PORT_CYCLES).expect("listen");
     bulk.listen(&mut stack, PORT_BULK).expect("listen");

@@ -42,6 +42,7 @@ use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddr
 /// `fd / BITS` (glibc and newlib agree on this; only the word size and
 /// `FD_SETSIZE` differ).
 #[repr(C)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct FdSet {
     words: [FdWord; FD_SETSIZE / FdWord::BITS as usize],
 }
@@ -77,6 +78,43 @@ impl FdSet {
         Self::position(fd).is_some_and(|(word, bit)| self.words[word] & bit != 0)
     }
 
+    /// `FD_CLR`.
+    pub(crate) fn remove(&mut self, fd: core::ffi::c_int) {
+        if let Some((word, bit)) = Self::position(fd) {
+            self.words[word] &= !bit;
+        }
+    }
+
+    /// Whether the set is empty.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.words.iter().all(|&w| w == 0)
+    }
+
+    /// The descriptors in both sets.
+    pub(crate) fn intersection(&self, other: &FdSet) -> FdSet {
+        let mut both = *self;
+        for (a, b) in both.words.iter_mut().zip(other.words.iter()) {
+            *a &= *b;
+        }
+        both
+    }
+
+    /// The descriptors in the set, in increasing order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = core::ffi::c_int> + '_ {
+        let bits = FdWord::BITS as usize;
+        self.words.iter().enumerate().flat_map(move |(i, &word)| {
+            let mut rest = word;
+            core::iter::from_fn(move || {
+                if rest == 0 {
+                    return None;
+                }
+                let bit = rest.trailing_zeros() as usize;
+                rest &= rest - 1;
+                core::ffi::c_int::try_from(i * bits + bit).ok()
+            })
+        })
+    }
+
     /// How many descriptors are in both sets.
     pub(crate) fn count_common(&self, other: &FdSet) -> usize {
         self.words
@@ -95,7 +133,7 @@ impl FdSet {
 
     /// The bytes of the set as C sees them (for the ABI test).
     #[cfg(test)]
-    pub(crate) fn to_bytes(&self) -> std::vec::Vec<u8> {
+    pub(crate) fn bytes(&self) -> std::vec::Vec<u8> {
         self.words.iter().flat_map(|w| w.to_ne_bytes()).collect()
     }
 }

@@ -177,11 +177,7 @@ fn fd_set_bits_match_fd_set_in_c() {
         let mut set = FdSet::new();
         assert!(set.insert(fd));
         assert!(set.contains(fd));
-        assert_eq!(
-            set.to_bytes(),
-            tcpool_lwip_host::fd_set_image(fd),
-            "fd {fd}"
-        );
+        assert_eq!(set.bytes(), tcpool_lwip_host::fd_set_image(fd), "fd {fd}");
     }
 }
 
@@ -214,4 +210,24 @@ fn sockaddrs_round_trip() {
 fn unknown_family_is_not_an_address() {
     let buf = SockAddrBuf([0; SOCKADDR_IN6_LEN]);
     assert_eq!(from_sockaddr(&buf), None);
+}
+
+#[test]
+fn fd_set_lists_removes_and_intersects() {
+    let last = FD_SETSIZE as i32 - 1;
+    let mut fds = std::vec![0, 3, 31, 32, 54, 63, last];
+    fds.dedup();
+    let mut a = FdSet::new();
+    assert!(a.is_empty());
+    for &fd in &fds {
+        assert!(a.insert(fd));
+    }
+    assert_eq!(a.iter().collect::<Vec<_>>(), fds);
+    a.remove(54);
+    assert!(!a.contains(54) && a.contains(63));
+    let mut b = FdSet::new();
+    b.insert(63);
+    b.insert(7);
+    assert_eq!(a.intersection(&b).iter().collect::<Vec<_>>(), [63]);
+    assert!(FdSet::new().intersection(&a).is_empty());
 }

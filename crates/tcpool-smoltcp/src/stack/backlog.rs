@@ -37,6 +37,7 @@ impl<D: Device, const N: usize> Stack<'_, D, N> {
         self.listeners[l] = Some(Listener {
             port,
             config: config.normalized(),
+            watch: None,
         });
         let l = l as u16;
         if !self.arm(i, l) {

@@ -71,6 +71,7 @@ impl<'a, D: Device, const N: usize> Stack<'a, D, N> {
             pool: handles.map(|handle| Entry {
                 handle,
                 role: Role::Free,
+                watch: None,
             }),
             listeners: [None; N],
             config,
@@ -78,6 +79,8 @@ impl<'a, D: Device, const N: usize> Stack<'a, D, N> {
             next_port: start,
             arrivals: 0,
             counters: Counters::default(),
+            recheck: false,
+            marked: false,
         }
     }
 

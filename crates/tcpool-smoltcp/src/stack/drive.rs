@@ -68,6 +68,9 @@ impl<D: Device, const N: usize> Stack<'_, D, N> {
         }
         // Egress may have sent RSTs or fired timeouts: reclaim at once.
         self.maintain(ts);
+        // Which socket changed, smoltcp does not say: check every watched
+        // one at the next `take_ready`.
+        self.recheck |= changed;
         changed
     }
 
@@ -133,11 +136,18 @@ impl<D: Device, const N: usize> Stack<'_, D, N> {
                     }
                 },
                 Role::Open => {
+                    let state = s.state();
                     if !matches!(
-                        s.state(),
+                        state,
                         TcpState::SynSent | TcpState::SynReceived | TcpState::Closed
                     ) {
                         set_established_timers(s, established_timeout, established_keepalive);
+                    }
+                    if state == TcpState::Closed {
+                        // A timeout closes a socket even when its RST
+                        // cannot go out (device busy), and then egress
+                        // reports no change: the failure must be seen.
+                        self.mark(i);
                     }
                     None
                 }

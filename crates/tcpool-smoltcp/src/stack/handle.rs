@@ -4,6 +4,7 @@
 use smoltcp::iface::SocketHandle;
 use smoltcp::phy::Device;
 use smoltcp::time::Instant as SmolInstant;
+use tcpool_core::Interest;
 
 use super::Stack;
 use crate::config::ListenConfig;
@@ -107,12 +108,28 @@ impl Role {
 pub(super) struct Entry {
     pub(super) handle: SocketHandle,
     pub(super) role: Role,
+    /// What a server watches this connection for ([`Role::Open`] only).
+    pub(super) watch: Option<Watch>,
 }
 
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Listener {
     pub(super) port: u16,
     pub(super) config: ListenConfig,
+    /// Whether a server watches this listener, and its token.
+    pub(super) watch: Option<Watch>,
+}
+
+/// A socket watched through `tcpool_core::Backend::watch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Watch {
+    /// Reported by `take_ready` when the socket is ready.
+    pub(super) token: usize,
+    /// What the socket is watched for.
+    pub(super) interest: Interest,
+    /// Found ready at the last check (or its watch just changed): checked
+    /// again at the next one, and reported meanwhile.
+    pub(super) marked: bool,
 }
 
 impl<D: Device, const N: usize> Stack<'_, D, N> {
@@ -123,6 +140,11 @@ impl<D: Device, const N: usize> Stack<'_, D, N> {
             trace!("pool socket {}: {} -> {}", i, old.name(), role.name());
         }
         self.pool[i].role = role;
+        if role != Role::Open {
+            // Only an application's connection is watched; a socket given
+            // back ends its watch.
+            self.pool[i].watch = None;
+        }
     }
 
     pub(super) fn socket_index(&self, socket: &TcpHandle) -> Result<usize, Error> {

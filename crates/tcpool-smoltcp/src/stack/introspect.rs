@@ -125,35 +125,14 @@ impl<'a, D: Device, const N: usize> Stack<'a, D, N> {
     /// are ready for nothing.
     pub fn ready(&self, socket: &TcpHandle) -> Interest {
         match socket.kind() {
-            Kind::Listener(l) => {
-                let readable = self.pool.iter().any(|e| {
-                    matches!(e.role, Role::Pending { listener, .. } if listener == l)
-                        && matches!(
-                            self.sockets.get::<tcp::Socket>(e.handle).state(),
-                            TcpState::Established | TcpState::CloseWait
-                        )
-                });
-                Interest {
-                    readable,
-                    writable: false,
-                }
-            }
-            Kind::Socket(i) => {
-                let Some(e) = self.pool.get(i as usize) else {
-                    return Interest::NONE;
-                };
-                if e.role != Role::Open {
-                    return Interest::NONE;
-                }
-                let s = self.sockets.get::<tcp::Socket>(e.handle);
-                match s.state() {
-                    TcpState::SynSent | TcpState::SynReceived | TcpState::Listen => Interest::NONE,
-                    _ => Interest {
-                        readable: s.can_recv() || !s.may_recv(),
-                        writable: s.can_send() || !s.may_send(),
-                    },
-                }
-            }
+            Kind::Listener(l) => Interest {
+                readable: self.listener_ready(l),
+                writable: false,
+            },
+            Kind::Socket(i) => match self.pool.get(i as usize) {
+                Some(e) if e.role == Role::Open => self.connection_ready(i as usize),
+                _ => Interest::NONE,
+            },
         }
     }
 

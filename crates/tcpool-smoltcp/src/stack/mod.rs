@@ -14,6 +14,7 @@ mod drive;
 mod handle;
 mod introspect;
 mod nal;
+mod ready;
 pub(crate) mod time;
 
 use smoltcp::iface::{Interface, SocketHandle, SocketSet};
@@ -126,6 +127,12 @@ pub struct Stack<'a, D: Device, const N: usize> {
     next_port: u16,
     arrivals: u32,
     counters: Counters,
+    /// A stack poll may have changed some socket's state since the last
+    /// readiness check: every watched socket is checked at the next one.
+    recheck: bool,
+    /// Some watched socket may be marked (found ready at the last check, or
+    /// its watch changed since).
+    marked: bool,
 }
 
 fn tcp_socket<'s, 'a>(set: &'s mut SocketSet<'a>, h: SocketHandle) -> &'s mut tcp::Socket<'a> {

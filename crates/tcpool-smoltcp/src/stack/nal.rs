@@ -2,10 +2,12 @@
 //! tcpool's `Backend`, plus the stack's own `abort` and `shutdown_write`.
 
 use core::net::{IpAddr, SocketAddr};
+use core::ops::Range;
 
 use smoltcp::phy::Device;
 use smoltcp::socket::tcp;
 use smoltcp::wire::{IpAddress, IpEndpoint};
+use tcpool_core::Interest;
 
 use super::handle::{Kind, Role};
 use super::time::to_smol_duration;
@@ -58,6 +60,8 @@ impl<D: Device, const N: usize> Stack<'_, D, N> {
             }
             _ => {
                 s.close();
+                // No more sending: a watch for room to write is answered.
+                self.mark(i);
                 Ok(())
             }
         }
@@ -213,6 +217,33 @@ impl<D: Device, const N: usize> tcpool_core::Backend for Stack<'_, D, N> {
 
     fn local_addr(&self, socket: &TcpHandle) -> Option<SocketAddr> {
         Stack::local_addr(self, socket)
+    }
+
+    /// Always: readiness is read from smoltcp's socket state, in process,
+    /// so a server on this stack services only the sockets that can make
+    /// progress (see [`Stack::watched_ready`] for event loops).
+    fn reports_ready(&self) -> bool {
+        true
+    }
+
+    /// Keeps the watch beside the socket (fixed memory). A listener is
+    /// ready when it holds a connection that has completed its handshake;
+    /// a connection as [`Stack::ready`] says, and always once it has
+    /// failed. [`Error::InvalidState`] for a handle that is neither a
+    /// listener nor a connection the application owns.
+    fn watch(&mut self, socket: &TcpHandle, token: usize, interest: Interest) -> Result<(), Error> {
+        self.set_watch(socket, token, interest)
+    }
+
+    /// Checks the watched sockets that a stack poll may have changed, or
+    /// that were ready at the last check, or whose watch changed since;
+    /// nothing else (see [`Stack::watched_ready`]).
+    fn take_ready(&mut self, tokens: Range<usize>, ready: &mut dyn FnMut(usize)) {
+        self.check_ready(&mut |token| {
+            if tokens.contains(&token) {
+                ready(token);
+            }
+        });
     }
 }
 
