@@ -107,6 +107,14 @@ struct Net {
 }
 
 impl Net {
+    /// Notes that `socket`'s state changed (only tracked while the stack
+    /// reports readiness).
+    fn mark_changed(&mut self, socket: SockState) {
+        if self.reports_ready {
+            self.changed.insert(socket);
+        }
+    }
+
     fn take_socket(&mut self) -> Result<(), MockError> {
         if self.sockets >= self.config.max_sockets {
             return Err(MockError::OutOfSockets);
@@ -180,7 +188,12 @@ impl MockStack {
     /// [`Backend::reports_ready`]: crate::Backend::reports_ready
     /// [`Backend::take_ready`]: crate::Backend::take_ready
     pub fn set_reports_ready(&self, on: bool) {
-        self.net.borrow_mut().reports_ready = on;
+        let mut net = self.net.borrow_mut();
+        net.reports_ready = on;
+        // From now on changes are tracked; until now they were not, so
+        // every watched socket may have changed.
+        let watched: Vec<SockState> = net.watches.keys().copied().collect();
+        net.changed.extend(watched);
     }
 
     /// How many times the server side has called `receive` so far (what a
@@ -216,7 +229,7 @@ impl MockStack {
             .get_mut(&port)
             .ok_or(MockError::Refused)?
             .push_back(pipe);
-        net.changed.insert(SockState::Listening(port));
+        net.mark_changed(SockState::Listening(port));
         Ok(MockClient {
             net: self.net.clone(),
             pipe,
@@ -271,7 +284,7 @@ impl MockClient {
     fn with<R>(&self, f: impl FnOnce(&mut Pipe, usize) -> R) -> R {
         let mut net = self.net.borrow_mut();
         let window = net.config.window;
-        net.changed.insert(SockState::Conn(self.pipe));
+        net.mark_changed(SockState::Conn(self.pipe));
         f(&mut net.pipes[self.pipe], window)
     }
 
@@ -372,7 +385,7 @@ impl TcpClientStack for MockStack {
         };
         let mut net = self.net.borrow_mut();
         let window = net.config.window;
-        net.changed.insert(socket.0);
+        net.mark_changed(socket.0);
         let p = &mut net.pipes[i];
         if p.client_reset {
             return Err(nb::Error::Other(MockError::Reset));
@@ -397,7 +410,7 @@ impl TcpClientStack for MockStack {
             return Err(nb::Error::Other(MockError::InvalidState));
         };
         let mut net = self.net.borrow_mut();
-        net.changed.insert(socket.0);
+        net.mark_changed(socket.0);
         net.receives += 1;
         let p = &mut net.pipes[i];
         if p.client_reset {
@@ -489,7 +502,7 @@ impl crate::Backend for MockStack {
             net.watches.remove(&socket.0);
         } else {
             net.watches.insert(socket.0, (token, interest));
-            net.changed.insert(socket.0);
+            net.mark_changed(socket.0);
         }
         Ok(())
     }
@@ -567,7 +580,7 @@ impl TcpFullStack for MockStack {
         let Some(pipe) = queue.pop_front() else {
             return Err(nb::Error::WouldBlock);
         };
-        net.changed.insert(SockState::Listening(port));
+        net.mark_changed(SockState::Listening(port));
         let peer = SocketAddr::new(CLIENT_IP, net.pipes[pipe].client_port);
         Ok((MockSocket(SockState::Conn(pipe)), peer))
     }
