@@ -176,6 +176,11 @@ struct Lane {
     holding: Cell<bool>,
     /// Input consumed while the pool was busy, applied at the next access.
     pending_consume: Cell<usize>,
+    /// A `read` found no input left and the peer not finished since the
+    /// driver's last round: only a round adds input or sees the end of
+    /// stream, so until the next one another `read` would find the same
+    /// (and need not ask the pool).
+    drained: Cell<bool>,
 }
 
 /// The pool as the connection tasks see it, without its stack and sizes.
@@ -306,6 +311,7 @@ where
             server,
             _server: PhantomData,
         }));
+        self.new_round();
     }
 
     /// Takes the server back; `None` if none is lent, or if a task holds a
@@ -339,8 +345,16 @@ where
         };
         let server = &mut *server.as_mut()?.server;
         let out = poll(server);
+        self.new_round();
         self.hand_out(server);
         Some(out)
+    }
+
+    /// The server may have new input for every task.
+    fn new_round(&self) {
+        for lane in &self.lanes {
+            lane.drained.set(false);
+        }
     }
 
     /// The connection tasks, one per slot, in one future that never
@@ -611,16 +625,27 @@ impl embedded_io_async::Read for AsyncConn<'_> {
         if buf.is_empty() {
             return Ok(0);
         }
-        let n = self
-            .until(|conn, input| {
-                if input.is_empty() {
-                    return (conn.peer_closed().then_some(0), 0);
-                }
+        let lane = self.lanes.lane(self.slot);
+        let n = poll_fn(|_| {
+            if lane.drained.get() {
+                return Poll::Pending; // nothing new before the driver's next round
+            }
+            let read = self.io(|conn, input| {
                 let n = input.len().min(buf.len());
                 buf[..n].copy_from_slice(&input[..n]);
-                (Some(n), n)
-            })
-            .await?;
+                let finished = conn.peer_closed();
+                if n == input.len() && !finished {
+                    lane.drained.set(true);
+                }
+                ((n > 0 || finished).then_some(n), n)
+            });
+            match read {
+                Err(e) => Poll::Ready(Err(e)),
+                Ok(Some(Some(n))) => Poll::Ready(Ok(n)),
+                Ok(_) => Poll::Pending,
+            }
+        })
+        .await?;
         if n > 0 {
             self.lanes.kick();
         }
@@ -702,6 +727,7 @@ async fn lane_task<A: AsyncHandler>(slot: usize, handler: &A, lanes: &dyn Lanes)
         lane.kill.set(false);
         // A consume the last connection deferred is not this one's.
         lane.pending_consume.set(0);
+        lane.drained.set(false);
         let mut peer = None;
         let reached = retry(|| {
             lanes.with_io(slot, id, &mut |conn, _| {
