@@ -158,6 +158,18 @@ fn quantile(v: &[f64], q: f64) -> f64 {
 /// functions (measured a while apart, so it moves most with the machine's
 /// load). In test mode nothing was measured and the line says so.
 pub fn print_ratio(group: &str, pool: &str, peer: &str, pairs: Option<&Pairs>) {
+    print_ratio_against(group, pool, peer, pairs, "target >= 0.95");
+}
+
+/// [`print_ratio`] with another note on the target at the end of the line
+/// (e.g. `"target >= 1.0"`, or why this ratio has none).
+pub fn print_ratio_against(
+    group: &str,
+    pool: &str,
+    peer: &str,
+    pairs: Option<&Pairs>,
+    target: &str,
+) {
     let name = format!("ratio {group} {pool}/{peer}");
     match mode() {
         Mode::Bench => {}
@@ -184,7 +196,7 @@ pub fn print_ratio(group: &str, pool: &str, peer: &str, pairs: Option<&Pairs>) {
     let ratios = pairs.ratios();
     println!(
         "{name} = {:.3}  (median of {} interleaved pairs, quartiles {:.3}..{:.3}; \
-         fastest runs {p:.2?} / {r:.2?}: {:.3}; {criterion}; target >= 0.95)",
+         fastest runs {p:.2?} / {r:.2?}: {:.3}; {criterion}; {target})",
         quantile(&ratios, 0.5),
         ratios.len(),
         quantile(&ratios, 0.25),

@@ -54,7 +54,7 @@ use core::task::{Poll, Waker};
 use embassy_futures::join::{join, join_array};
 use embassy_futures::select::{Either, select};
 
-use crate::asynch::{AsyncBackend, Clock, drive};
+use crate::asynch::{AsyncBackend, Clock, ROUNDS_PER_WAKE, drive};
 use crate::backend::Backend;
 use crate::fmt::warning;
 use crate::handler::{CloseReason, Closed, Conn, ConnId, Handler};
@@ -176,6 +176,11 @@ struct Lane {
     holding: Cell<bool>,
     /// Input consumed while the pool was busy, applied at the next access.
     pending_consume: Cell<usize>,
+    /// A `read` found no input left and the peer not finished since the
+    /// driver's last round: only a round adds input or sees the end of
+    /// stream, so until the next one another `read` would find the same
+    /// (and need not ask the pool).
+    drained: Cell<bool>,
 }
 
 /// The pool as the connection tasks see it, without its stack and sizes.
@@ -261,6 +266,11 @@ where
     lanes: [Lane; N],
     now: Cell<Instant>,
     waker: RefCell<Option<Waker>>,
+    /// A task asked for another round since this was last cleared.
+    kicked: Cell<bool>,
+    /// [`serve`] runs the rounds itself (it reads `kicked`): a task asking
+    /// for one need not wake the waker.
+    batching: Cell<bool>,
     _server: PhantomData<fn(&'h A, S)>,
 }
 
@@ -289,6 +299,8 @@ where
             lanes: core::array::from_fn(|_| Lane::default()),
             now: Cell::new(Instant::ZERO),
             waker: RefCell::new(None),
+            kicked: Cell::new(false),
+            batching: Cell::new(false),
             _server: PhantomData,
         }
     }
@@ -299,6 +311,7 @@ where
             server,
             _server: PhantomData,
         }));
+        self.new_round();
     }
 
     /// Takes the server back; `None` if none is lent, or if a task holds a
@@ -332,8 +345,16 @@ where
         };
         let server = &mut *server.as_mut()?.server;
         let out = poll(server);
+        self.new_round();
         self.hand_out(server);
         Some(out)
+    }
+
+    /// The server may have new input for every task.
+    fn new_round(&self) {
+        for lane in &self.lanes {
+            lane.drained.set(false);
+        }
     }
 
     /// The connection tasks, one per slot, in one future that never
@@ -434,6 +455,10 @@ where
     }
 
     fn kick(&self) {
+        self.kicked.set(true);
+        if self.batching.get() {
+            return; // `serve` polls the driver again before it sleeps
+        }
         if let Some(w) = self.waker.borrow().as_ref() {
             w.wake_by_ref();
         }
@@ -508,7 +533,10 @@ impl<'a> AsyncConn<'a> {
             conn.set_deadline(at);
             (Some(()), 0)
         })
-        .await
+        .await?;
+        // The driver arms its wake-up for the new deadline.
+        self.lanes.kick();
+        Ok(())
     }
 
     /// Removes the deadline.
@@ -529,7 +557,9 @@ impl<'a> AsyncConn<'a> {
             conn.abort();
             (Some(()), 0)
         })
-        .await
+        .await?;
+        self.lanes.kick();
+        Ok(())
     }
 
     /// The server's counters as they stand now ([`Conn::stats`]).
@@ -595,16 +625,27 @@ impl embedded_io_async::Read for AsyncConn<'_> {
         if buf.is_empty() {
             return Ok(0);
         }
-        let n = self
-            .until(|conn, input| {
-                if input.is_empty() {
-                    return (conn.peer_closed().then_some(0), 0);
-                }
+        let lane = self.lanes.lane(self.slot);
+        let n = poll_fn(|_| {
+            if lane.drained.get() {
+                return Poll::Pending; // nothing new before the driver's next round
+            }
+            let read = self.io(|conn, input| {
                 let n = input.len().min(buf.len());
                 buf[..n].copy_from_slice(&input[..n]);
-                (Some(n), n)
-            })
-            .await?;
+                let finished = conn.peer_closed();
+                if n == input.len() && !finished {
+                    lane.drained.set(true);
+                }
+                ((n > 0 || finished).then_some(n), n)
+            });
+            match read {
+                Err(e) => Poll::Ready(Err(e)),
+                Ok(Some(Some(n))) => Poll::Ready(Ok(n)),
+                Ok(_) => Poll::Pending,
+            }
+        })
+        .await?;
         if n > 0 {
             self.lanes.kick();
         }
@@ -686,6 +727,7 @@ async fn lane_task<A: AsyncHandler>(slot: usize, handler: &A, lanes: &dyn Lanes)
         lane.kill.set(false);
         // A consume the last connection deferred is not this one's.
         lane.pending_consume.set(0);
+        lane.drained.set(false);
         let mut peer = None;
         let reached = retry(|| {
             lanes.with_io(slot, id, &mut |conn, _| {
@@ -739,6 +781,11 @@ async fn lane_task<A: AsyncHandler>(slot: usize, handler: &A, lanes: &dyn Lanes)
 /// own task, until `stop` completes; returns `stop`'s output. Like
 /// [`asynch::run`](crate::asynch::run), it sleeps until a socket or the
 /// next deadline wakes it; the connection tasks run in the same future.
+///
+/// In one wake-up it drives the server and then runs the tasks, again
+/// while a task queued output, consumed input, set a deadline or ended its
+/// connection (at most [`ROUNDS_PER_WAKE`] times, then it yields): a reply
+/// reaches the stack in the wake-up that read its request.
 ///
 /// ```
 /// use core::pin::pin;
@@ -819,8 +866,145 @@ where
         if let Poll::Ready(out) = stop.as_mut().poll(cx) {
             return Poll::Ready(out);
         }
-        let _ = work.as_mut().poll(cx);
+        // The driver, then the tasks, again while a task asks for another
+        // round (queued output, consumed input, a close): its output
+        // reaches the stack in this wake-up, not after a wake-up of its own.
+        // The driver registered everything it waits for in the last round,
+        // and no task changed anything since: the future may sleep.
+        tasks.batching.set(true);
+        for _ in 0..ROUNDS_PER_WAKE {
+            tasks.kicked.set(false);
+            let _ = work.as_mut().poll(cx);
+            if !tasks.kicked.get() {
+                tasks.batching.set(false);
+                return Poll::Pending;
+            }
+        }
+        // Still work: come back after the other tasks had a turn.
+        tasks.batching.set(false);
+        cx.waker().wake_by_ref();
         Poll::Pending
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use core::cell::Cell;
+    use core::pin::pin;
+    use core::task::Context;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Wake;
+    use std::vec::Vec;
+
+    use embedded_io_async::{Read, Write};
+
+    use super::*;
+    use crate::Config;
+    use crate::mock::MockStack;
+
+    /// A clock that stands still and records the wake-ups asked for.
+    struct Still {
+        now: Instant,
+        armed: Vec<Instant>,
+    }
+
+    impl Clock for Still {
+        fn now(&self) -> Instant {
+            self.now
+        }
+        fn wake_at(&mut self, at: Instant, _: &Waker) {
+            self.armed.push(at);
+        }
+    }
+
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Echoes; with `deadline`, first gives the connection that deadline.
+    struct Echo {
+        deadline: Option<Instant>,
+        served: Cell<usize>,
+    }
+
+    impl AsyncHandler for Echo {
+        async fn serve(&self, conn: &mut AsyncConn<'_>) -> Result<(), CloseReason> {
+            self.served.set(self.served.get() + 1);
+            if let Some(at) = self.deadline {
+                conn.set_deadline(at).await?;
+            }
+            let mut buf = [0u8; 16];
+            loop {
+                let n = conn.read(&mut buf).await?;
+                if n == 0 {
+                    return Ok(());
+                }
+                conn.write_all(&buf[..n]).await?;
+            }
+        }
+    }
+
+    /// Polls `serve` once over the mock stack with one client that sent
+    /// `input`; returns what the client received, the wake-ups armed and
+    /// how often the future woke itself.
+    fn one_poll(handler: &Echo, input: &[u8]) -> (Vec<u8>, Vec<Instant>, usize) {
+        let mut stack = MockStack::new();
+        let mut server: AsyncServer<'_, MockStack, Echo, 2, 64, 64> =
+            Server::new(Adapter::new(handler), Config::new());
+        server.listen(&mut stack, 7).unwrap();
+        let client = stack.connect_client(7).unwrap();
+        client.send(input);
+        let mut clock = Still {
+            now: Instant::from_millis(1_000),
+            armed: Vec::new(),
+        };
+        let wakes = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(wakes.clone());
+        {
+            let fut = pin!(serve(
+                &mut server,
+                &mut stack,
+                handler,
+                &mut clock,
+                core::future::pending::<()>()
+            ));
+            assert!(fut.poll(&mut Context::from_waker(&waker)).is_pending());
+        }
+        let woke = wakes.0.load(Ordering::SeqCst);
+        (client.recv_all(), clock.armed, woke)
+    }
+
+    #[test]
+    fn a_reply_reaches_the_stack_in_the_wake_up_that_read_the_request() {
+        let handler = Echo {
+            deadline: None,
+            served: Cell::new(0),
+        };
+        let (echo, _, woke) = one_poll(&handler, b"ping");
+        assert_eq!(handler.served.get(), 1);
+        // Accepted, read, echoed and sent in one poll, and then asleep:
+        // nothing is left for a wake-up of its own.
+        assert_eq!(echo, b"ping");
+        assert_eq!(woke, 0);
+    }
+
+    #[test]
+    fn a_deadline_set_by_the_handler_is_armed_before_the_future_sleeps() {
+        let at = Instant::from_millis(5_000);
+        let handler = Echo {
+            deadline: Some(at),
+            served: Cell::new(0),
+        };
+        let (_, armed, _) = one_poll(&handler, b"");
+        assert_eq!(handler.served.get(), 1);
+        assert_eq!(armed.last(), Some(&at), "armed: {armed:?}");
+    }
 }

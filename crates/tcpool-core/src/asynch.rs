@@ -125,8 +125,11 @@ pub trait Clock {
 }
 
 /// Rounds of [`Server::poll`] in one poll of the [`run`] future while the
-/// server still has work due now; then the future yields (waking itself),
-/// so that other tasks — the network stack's runner first — get a turn.
+/// server still has work due now (and, in
+/// [`async_handler::serve`](crate::async_handler::serve), rounds of the
+/// driver and the connection tasks while a task asks for another); then
+/// the future yields (waking itself), so that other tasks — the network
+/// stack's runner first — get a turn.
 pub const ROUNDS_PER_WAKE: usize = 8;
 
 /// Runs `server` on `stack` until `stop` completes, and returns `stop`'s

@@ -142,6 +142,11 @@ pub(crate) struct Inner<'d, const N: usize> {
     config: Config,
     arrivals: u32,
     counters: Counters,
+    /// A role changed (or arming a listener failed) since the last
+    /// [`Inner::rearm`]: the listeners may need sockets, the SYN guard a
+    /// new count. Sockets become free, listening or pending only through
+    /// [`Inner::set_role`], so without it `rearm` would change nothing.
+    dirty: bool,
 }
 
 /// A fixed budget of `N` embassy-net TCP sockets: the listeners and their
@@ -241,6 +246,7 @@ impl<'d, const N: usize> Pool<'d, N> {
                 config,
                 arrivals: 0,
                 counters: Counters::default(),
+                dirty: true,
             }),
         }
     }
@@ -340,6 +346,7 @@ impl<'d, const N: usize> Inner<'d, N> {
         let old = self.entries[i].role;
         if old != role {
             trace!("socket {}: {} -> {}", i, old.name(), role.name());
+            self.dirty = true;
         }
         self.entries[i].role = role;
     }
@@ -436,14 +443,17 @@ impl<'d, const N: usize> Inner<'d, N> {
                 _ => {}
             }
         }
-        self.rearm(cx, hold);
+        if self.dirty {
+            self.rearm(cx, hold);
+        }
         next
     }
 
     /// Arms listening sockets up to each listener's backlog, and tells the
     /// SYN guard how many listen on each port.
     fn rearm(&mut self, cx: &mut Context<'_>, hold: &SynHold) {
-        self.arm_listeners(cx);
+        // A listener that failed to arm keeps it set: tried again next time.
+        self.dirty = !self.arm_listeners(cx);
         for (l, listener) in self.listeners.iter().enumerate() {
             let Some(listener) = listener else {
                 continue;
@@ -460,7 +470,9 @@ impl<'d, const N: usize> Inner<'d, N> {
         }
     }
 
-    fn arm_listeners(&mut self, cx: &mut Context<'_>) {
+    /// False if arming a socket failed (not for want of a free one: that
+    /// changes only with a role).
+    fn arm_listeners(&mut self, cx: &mut Context<'_>) -> bool {
         for l in 0..N {
             let Some(listener) = self.listeners[l] else {
                 continue;
@@ -480,15 +492,16 @@ impl<'d, const N: usize> Inner<'d, N> {
                 && held < usize::from(listener.config.max_queued)
             {
                 let Some(i) = self.free_index() else {
-                    return;
+                    return true;
                 };
                 if !self.arm(i, l, listener.port, cx) {
-                    return;
+                    return false;
                 }
                 listening += 1;
                 held += 1;
             }
         }
+        true
     }
 
     fn arm(&mut self, i: usize, l: usize, port: u16, cx: &mut Context<'_>) -> bool {
