@@ -130,6 +130,10 @@ enum Settings {
     Set(Config),
 }
 
+/// What code outside the callbacks may change in a slot: output queued,
+/// input left, a close asked for, the request deadline.
+type IoMark = (usize, usize, Request, Option<Instant>);
+
 /// The defaults, for [`Settings::Default`].
 static DEFAULT_CONFIG: Config = Config::new();
 
@@ -374,21 +378,29 @@ where
         result
     }
 
-    /// What a driver's next turn on slot `i` would act on, to tell whether
-    /// code outside the callbacks changed it.
-    fn io_mark(&self, i: usize) -> (usize, usize, Request) {
+    /// What a driver's next turn on slot `i` would act on, and its timer,
+    /// to tell whether code outside the callbacks changed them.
+    #[inline]
+    fn io_mark(&self, i: usize) -> IoMark {
         let slot = &self.slots()[i];
-        (slot.tx_pending().len(), slot.input().len(), slot.request())
+        (
+            slot.tx_len(),
+            slot.input_len(),
+            slot.request(),
+            slot.deadline(),
+        )
     }
 
     /// After code outside the callbacks ran on slot `i`: if it wrote output,
     /// consumed input or asked for a close, the slot gets a turn at the next
-    /// poll (to send, to read into the room made, to close).
-    fn after_io(&mut self, i: usize, before: (usize, usize, Request)) {
+    /// poll (to send, to read into the room made, to close); if it set a
+    /// deadline, the deadline queue learns it. Nothing else changes there.
+    #[inline]
+    fn after_io(&mut self, i: usize, before: IoMark) {
         if self.io_mark(i) != before {
             self.ready.push(i);
+            self.refresh(i);
         }
-        self.refresh(i);
     }
 
     /// The slot a live connection is in.

@@ -260,6 +260,18 @@ impl<St, const RX: usize, const TX: usize> Slot<St, RX, TX> {
         self.tx.data()
     }
 
+    /// Bytes of output queued.
+    #[inline]
+    pub(crate) fn tx_len(&self) -> usize {
+        self.tx.len()
+    }
+
+    /// Bytes of input not consumed yet.
+    #[inline]
+    pub(crate) fn input_len(&self) -> usize {
+        self.rx.len()
+    }
+
     pub(crate) fn tx_is_empty(&self) -> bool {
         self.tx.is_empty()
     }
