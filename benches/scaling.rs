@@ -39,6 +39,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use criterion::{Criterion, SamplingMode, Throughput};
+use plotters::chart::SeriesLabelPosition;
 use plotters::style::RGBColor;
 
 use support::clients::{self, Workers};
@@ -305,6 +306,7 @@ fn main() {
             x_desc: "idle connections held open on the server",
             xs: &IDLE,
             command: "TCPOOL_BENCH_PLOT=docs/throughput-vs-idle.svg cargo bench --bench scaling",
+            legend: SeriesLabelPosition::LowerRight,
         };
         plot::write(&path, &chart, &series);
     }

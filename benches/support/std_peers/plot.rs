@@ -42,6 +42,8 @@ pub struct Chart<'a> {
     pub xs: &'a [usize],
     /// The command that draws it, for the footer.
     pub command: &'a str,
+    /// Where the legend goes (where the lines are not).
+    pub legend: SeriesLabelPosition,
 }
 
 /// The shape drawn at each point, so lines differ without colour too.
@@ -91,6 +93,7 @@ pub fn sweep_and_draw(path: &Path) {
         x_desc: "clients (each writes a 64 KiB chunk and reads it back)",
         xs: &CLIENT_COUNTS,
         command: "TCPOOL_BENCH_PLOT=docs/throughput-vs-clients.svg cargo bench --bench std_peers",
+        legend: SeriesLabelPosition::UpperLeft,
     };
     write(path, &chart, &series);
 }
@@ -238,7 +241,7 @@ fn draw(
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(spec.legend.clone())
         .margin(15)
         .legend_area_size(50)
         .label_font(("sans-serif", 20))
