@@ -32,11 +32,12 @@ const fn unlink(v: u16) -> Option<usize> {
     }
 }
 
-/// Slots waiting for a turn, in the order they became ready; a slot leaves
-/// it from anywhere when it gets its turn.
-pub(crate) struct ReadyQueue<const N: usize> {
-    /// For a queued slot: the one before and after it (`0`: none). A slot
-    /// is queued if it is the head or has one before it.
+/// Slots in a list of their own order, doubly linked through two `u16`
+/// arrays: push at the back, take out from anywhere, walk from the front,
+/// each O(1).
+pub(crate) struct List<const N: usize> {
+    /// For a slot in the list: the one before and after it (`0`: none). A
+    /// slot is in the list if it is the head or has one before it.
     prev: [u16; N],
     next: [u16; N],
     head: u16,
@@ -44,9 +45,9 @@ pub(crate) struct ReadyQueue<const N: usize> {
     len: u16,
 }
 
-impl<const N: usize> ReadyQueue<N> {
+impl<const N: usize> List<N> {
     pub(crate) const fn new() -> Self {
-        ReadyQueue {
+        List {
             prev: [0; N],
             next: [0; N],
             head: 0,
@@ -63,13 +64,28 @@ impl<const N: usize> ReadyQueue<N> {
         self.len == 0
     }
 
-    fn queued(&self, i: usize) -> bool {
+    pub(crate) fn contains(&self, i: usize) -> bool {
         self.prev[i] != 0 || self.head == link(i)
     }
 
-    /// Queues slot `i` at the back, unless it is queued already.
+    /// The slot at the front.
+    pub(crate) fn first(&self) -> Option<usize> {
+        unlink(self.head)
+    }
+
+    /// The slot at the back.
+    pub(crate) fn last(&self) -> Option<usize> {
+        unlink(self.tail)
+    }
+
+    /// The slot after `i`.
+    pub(crate) fn after(&self, i: usize) -> Option<usize> {
+        unlink(self.next[i])
+    }
+
+    /// Puts slot `i` at the back, unless it is in the list already.
     pub(crate) fn push(&mut self, i: usize) {
-        if self.queued(i) {
+        if self.contains(i) {
             return;
         }
         self.next[i] = 0;
@@ -82,6 +98,14 @@ impl<const N: usize> ReadyQueue<N> {
         self.len += 1;
     }
 
+    /// Puts slot `i` at the back, moving it if it is in the list.
+    pub(crate) fn push_back(&mut self, i: usize) {
+        if unlink(self.tail) != Some(i) {
+            self.remove(i);
+            self.push(i);
+        }
+    }
+
     /// Takes the slot at the front.
     pub(crate) fn pop(&mut self) -> Option<usize> {
         let i = unlink(self.head)?;
@@ -89,9 +113,9 @@ impl<const N: usize> ReadyQueue<N> {
         Some(i)
     }
 
-    /// Takes slot `i` out, wherever it is (if it is queued).
+    /// Takes slot `i` out, wherever it is (if it is in the list).
     pub(crate) fn remove(&mut self, i: usize) {
-        if !self.queued(i) {
+        if !self.contains(i) {
             return;
         }
         let (p, n) = (self.prev[i], self.next[i]);
@@ -109,79 +133,15 @@ impl<const N: usize> ReadyQueue<N> {
     }
 }
 
-/// The live slots in order of their last activity, least recent first.
-/// A slot whose activity time changes moves to the back, so the order
-/// stays sorted as long as time does not go backwards.
-pub(crate) struct Lru<const N: usize> {
-    /// For a slot in the list: the one before and after it (`0`: none). A
-    /// slot is in the list if it is the head or has one before it.
-    prev: [u16; N],
-    next: [u16; N],
-    head: u16,
-    tail: u16,
-}
+/// Slots waiting for a turn, in the order they became ready; a slot leaves
+/// it from anywhere when it gets its turn.
+pub(crate) type ReadyQueue<const N: usize> = List<N>;
 
-impl<const N: usize> Lru<N> {
-    pub(crate) const fn new() -> Self {
-        Lru {
-            prev: [0; N],
-            next: [0; N],
-            head: 0,
-            tail: 0,
-        }
-    }
-
-    pub(crate) fn contains(&self, i: usize) -> bool {
-        self.prev[i] != 0 || self.head == link(i)
-    }
-
-    /// The least recently active slot.
-    pub(crate) fn first(&self) -> Option<usize> {
-        unlink(self.head)
-    }
-
-    /// The most recently active slot.
-    pub(crate) fn last(&self) -> Option<usize> {
-        unlink(self.tail)
-    }
-
-    /// The slot after `i` (more recently active).
-    pub(crate) fn after(&self, i: usize) -> Option<usize> {
-        unlink(self.next[i])
-    }
-
-    pub(crate) fn remove(&mut self, i: usize) {
-        if !self.contains(i) {
-            return;
-        }
-        let (p, n) = (self.prev[i], self.next[i]);
-        match unlink(p) {
-            Some(p) => self.next[p] = n,
-            None => self.head = n,
-        }
-        match unlink(n) {
-            Some(n) => self.prev[n] = p,
-            None => self.tail = p,
-        }
-        self.prev[i] = 0;
-        self.next[i] = 0;
-    }
-
-    /// Puts slot `i` at the back (moving it if it is in the list).
-    pub(crate) fn push_back(&mut self, i: usize) {
-        if unlink(self.tail) == Some(i) {
-            return;
-        }
-        self.remove(i);
-        self.prev[i] = self.tail;
-        self.next[i] = 0;
-        match unlink(self.tail) {
-            Some(t) => self.next[t] = link(i),
-            None => self.head = link(i),
-        }
-        self.tail = link(i);
-    }
-}
+/// The live slots in order of their last activity, least recent first. A
+/// slot whose activity time changes moves to the back
+/// ([`List::push_back`]), so the order stays sorted as long as time does
+/// not go backwards.
+pub(crate) type Lru<const N: usize> = List<N>;
 
 /// One deadline per slot, nearest first.
 pub(crate) struct DeadlineQueue<const N: usize> {
@@ -328,7 +288,7 @@ mod tests {
         q.push(2);
         q.push(3);
         assert_eq!(q.len(), 3);
-        assert!(q.queued(0) && !q.queued(1));
+        assert!(q.contains(0) && !q.contains(1));
         assert_eq!(q.pop(), Some(2));
         q.push(2);
         assert_eq!(q.pop(), Some(0));
