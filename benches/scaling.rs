@@ -36,9 +36,8 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::Duration;
 
-use criterion::{Criterion, SamplingMode, Throughput};
+use criterion::Criterion;
 use plotters::chart::SeriesLabelPosition;
 use plotters::style::RGBColor;
 
@@ -187,45 +186,19 @@ impl Group {
 static RAN: Mutex<Vec<Group>> = Mutex::new(Vec::new());
 
 fn compare(c: &mut Criterion, group: Group) {
-    let name = group.name();
-    let mut g = c.benchmark_group(&name);
-    g.throughput(match group.work() {
-        Work::Bytes(b) => Throughput::BytesDecimal(b),
-        Work::Ops(n) => Throughput::Elements(n),
-    });
-    g.sampling_mode(SamplingMode::Flat);
-    for peer in Scaled::fitting(group.idle) {
-        let mut running: Option<(EchoServer, Workers)> = None;
-        g.bench_function(peer.name(), |b| {
-            let (_, workers) = running.get_or_insert_with(|| {
-                let server = peer.start();
-                let workers = group
-                    .clients(server.addr())
-                    .unwrap_or_else(|e| panic!("{name}: clients of {}: {e}", peer.name()));
-                (server, workers)
-            });
+    support::compare::compare(
+        c,
+        &group.name(),
+        group.work(),
+        &Scaled::fitting(group.idle),
+        |addr| group.clients(addr),
+        || {
             let mut ran = RAN.lock().expect("registry of groups");
             if !ran.contains(&group) {
                 ran.push(group);
             }
-            drop(ran);
-            b.iter_custom(|iters| workers.run(iters));
-        });
-        if let Some((server, workers)) = running.take() {
-            drop(workers);
-            server.stop();
-        }
-    }
-    g.finish();
-}
-
-/// Short settings, as in `std_peers`.
-fn config() -> Criterion {
-    Criterion::default()
-        .sample_size(10)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(2))
-        .nresamples(20_000)
+        },
+    );
 }
 
 /// Every server holds up to 1,000 idle connections (two descriptors each
@@ -263,7 +236,7 @@ fn main() {
         std::process::exit(2);
     }
     println!("scaling: {}", support::affinity::describe());
-    let mut c = config().configure_from_args();
+    let mut c = support::compare::short_config().configure_from_args();
     for group in Group::all() {
         compare(&mut c, group);
     }

@@ -41,14 +41,12 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::Duration;
 
-use criterion::{Criterion, SamplingMode, Throughput};
+use criterion::Criterion;
 
 use support::clients::{self, CHUNK, Workers};
-use support::report::Contender as _;
 use support::report::{self, Work};
-use support::servers::{EchoServer, Peer};
+use support::servers::Peer;
 
 /// One comparison: what the clients do, and how many there are.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -104,43 +102,21 @@ static RAN: Mutex<Vec<Group>> = Mutex::new(Vec::new());
 /// Rounds of the interleaved measurement behind the ratio summary.
 const SUMMARY_ROUNDS: usize = 11;
 
-/// Runs one group: the same clients against each peer in turn. Each peer's
-/// server and clients are set up once, the first time criterion runs the
-/// benchmark (not at all if it is filtered out), and torn down after it.
+/// Runs one group: the same clients against each peer in turn.
 fn compare(c: &mut Criterion, group: Group) {
-    let name = group.name();
-    let mut g = c.benchmark_group(&name);
-    g.throughput(match group.work() {
-        Work::Bytes(b) => Throughput::BytesDecimal(b),
-        Work::Ops(n) => Throughput::Elements(n),
-    });
-    // Iterations take microseconds to milliseconds; flat sampling keeps
-    // every sample the same size.
-    g.sampling_mode(SamplingMode::Flat);
-    for peer in Peer::ALL {
-        let mut running: Option<(EchoServer, Workers)> = None;
-        g.bench_function(peer.name(), |b| {
-            let (_, workers) = running.get_or_insert_with(|| {
-                let server = peer.start();
-                let workers = group
-                    .clients(server.addr())
-                    .unwrap_or_else(|e| panic!("{name}: clients of {}: {e}", peer.name()));
-                (server, workers)
-            });
+    support::compare::compare(
+        c,
+        &group.name(),
+        group.work(),
+        &Peer::ALL,
+        |addr| group.clients(addr),
+        || {
             let mut ran = RAN.lock().expect("registry of groups");
             if !ran.contains(&group) {
                 ran.push(group);
             }
-            drop(ran);
-            b.iter_custom(|iters| workers.run(iters));
-        });
-        if let Some((server, workers)) = running.take() {
-            // Clients first: the servers see them close.
-            drop(workers);
-            server.stop();
-        }
-    }
-    g.finish();
+        },
+    );
 }
 
 /// `echo_throughput/{1,16}_clients`: 64 KiB chunks echoed.
@@ -159,20 +135,10 @@ fn connection_rate(c: &mut Criterion) {
     compare(c, Group::Connect(4));
 }
 
-/// Short settings: twelve benchmarks in under a minute on two cores, each
-/// sample a couple of hundred milliseconds of traffic.
-fn config() -> Criterion {
-    Criterion::default()
-        .sample_size(10)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(2))
-        .nresamples(20_000)
-}
-
-/// Every group, with the command line applied to [`config`] (what
+/// Every group, with the command line applied to the short settings (what
 /// `criterion_group!` would generate, written out so it has docs).
 fn benches() {
-    let mut c = config().configure_from_args();
+    let mut c = support::compare::short_config().configure_from_args();
     echo_throughput(&mut c);
     round_trip(&mut c);
     connection_rate(&mut c);

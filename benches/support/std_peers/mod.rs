@@ -5,6 +5,7 @@
 
 pub mod affinity;
 pub mod clients;
+pub mod compare;
 pub mod plot;
 pub mod report;
 pub mod servers;
