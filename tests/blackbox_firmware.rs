@@ -277,35 +277,7 @@ fn a_one_mib_pattern_is_echoed_byte_for_byte() {
     const TOTAL: usize = 1024 * 1024;
     let pattern = |i: usize| (i as u8).wrapping_mul(31) ^ (i >> 11) as u8;
     let server = start(&["--listen", ANY_PORT]);
-    let s = client(&server);
-    let mut w = s.try_clone().unwrap();
-    let writer = std::thread::spawn(move || {
-        let mut chunk = vec![0u8; 16 * 1024];
-        let mut sent = 0;
-        while sent < TOTAL {
-            let n = chunk.len().min(TOTAL - sent);
-            for (j, b) in chunk[..n].iter_mut().enumerate() {
-                *b = pattern(sent + j);
-            }
-            w.write_all(&chunk[..n]).unwrap();
-            sent += n;
-        }
-        w.shutdown(Shutdown::Write).unwrap();
-    });
-    let mut r = s;
-    let mut buf = vec![0u8; 16 * 1024];
-    let mut got = 0;
-    loop {
-        let n = r.read(&mut buf).expect("read echo");
-        if n == 0 {
-            break;
-        }
-        for (j, b) in buf[..n].iter().enumerate() {
-            assert_eq!(*b, pattern(got + j), "byte {} differs", got + j);
-        }
-        got += n;
-    }
-    writer.join().unwrap();
+    let got = support::echo_pattern(client(&server), TOTAL, 16 * 1024, pattern);
     assert_eq!(got, TOTAL, "short echo");
     let closed = server.wait_closed(1, Duration::from_secs(30));
     assert_eq!(field(&closed[0], "reason"), Some("peer_closed"));

@@ -155,36 +155,7 @@ fn five_clients_stream_10mb_patterns_echoed_byte_by_byte() {
                 let pattern = move |i: usize| {
                     (i as u8).wrapping_mul(31).wrapping_add(k.wrapping_mul(7)) ^ (i >> 13) as u8
                 };
-                let s = connect(addr);
-                let mut w = s.try_clone().unwrap();
-                let writer = std::thread::spawn(move || {
-                    let mut chunk = vec![0u8; 64 * 1024];
-                    let mut sent = 0;
-                    while sent < TOTAL {
-                        let n = chunk.len().min(TOTAL - sent);
-                        for (j, b) in chunk[..n].iter_mut().enumerate() {
-                            *b = pattern(sent + j);
-                        }
-                        w.write_all(&chunk[..n]).unwrap();
-                        sent += n;
-                    }
-                    w.shutdown(Shutdown::Write).unwrap();
-                });
-                let mut r = s;
-                let mut buf = vec![0u8; 64 * 1024];
-                let mut got = 0;
-                loop {
-                    let n = r.read(&mut buf).expect("read echo");
-                    if n == 0 {
-                        break;
-                    }
-                    for (j, b) in buf[..n].iter().enumerate() {
-                        assert_eq!(*b, pattern(got + j), "client {k}: byte {} differs", got + j);
-                    }
-                    got += n;
-                }
-                writer.join().unwrap();
-                got
+                support::echo_pattern(connect(addr), TOTAL, 64 * 1024, pattern)
             })
         })
         .collect();

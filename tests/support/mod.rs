@@ -242,3 +242,44 @@ pub fn raise_open_files(n: u64) {
         "the open-file limit is {now:?}, below the {n} this test needs (raise the hard limit: ulimit -Hn)"
     );
 }
+
+/// Streams `total` bytes of `pattern` (byte `i` is `pattern(i)`) through
+/// the echo server on `stream` in `chunk`-byte writes from a second thread,
+/// then half-closes; reads the echo until end of stream, checking every
+/// byte. Returns how many bytes came back (panics on the first wrong one).
+pub fn echo_pattern(
+    stream: TcpStream,
+    total: usize,
+    chunk: usize,
+    pattern: impl Fn(usize) -> u8 + Send + Copy + 'static,
+) -> usize {
+    let mut w = stream.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        let mut buf = vec![0u8; chunk];
+        let mut sent = 0;
+        while sent < total {
+            let n = buf.len().min(total - sent);
+            for (j, b) in buf[..n].iter_mut().enumerate() {
+                *b = pattern(sent + j);
+            }
+            w.write_all(&buf[..n]).unwrap();
+            sent += n;
+        }
+        w.shutdown(std::net::Shutdown::Write).unwrap();
+    });
+    let mut r = stream;
+    let mut buf = vec![0u8; chunk];
+    let mut got = 0;
+    loop {
+        let n = r.read(&mut buf).expect("read echo");
+        if n == 0 {
+            break;
+        }
+        for (j, b) in buf[..n].iter().enumerate() {
+            assert_eq!(*b, pattern(got + j), "byte {} differs", got + j);
+        }
+        got += n;
+    }
+    writer.join().unwrap();
+    got
+}
