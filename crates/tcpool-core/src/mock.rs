@@ -178,15 +178,13 @@ impl MockStack {
         }
     }
 
-    /// Makes the stack report readiness ([`Backend::reports_ready`]): a
+    /// Makes the stack report readiness
+    /// ([`Backend::reports_ready`](crate::Backend::reports_ready)): a
     /// server on it then services only the sockets reported ready, as on a
     /// backend with epoll. Readiness is level-triggered and computed at
-    /// each [`take_ready`](Backend::take_ready) from the buffers, so a
-    /// server that forgets to watch a socket stalls (what the tests of the
+    /// each [`take_ready`](crate::Backend::take_ready) from the buffers, so
+    /// a server that forgets to watch a socket stalls (what the tests of the
     /// ready path look for).
-    ///
-    /// [`Backend::reports_ready`]: crate::Backend::reports_ready
-    /// [`Backend::take_ready`]: crate::Backend::take_ready
     pub fn set_reports_ready(&self, on: bool) {
         let mut net = self.net.borrow_mut();
         net.reports_ready = on;
