@@ -1,45 +1,8 @@
-//! Logging shim: `trace!`, `debug!` and `warn!` forward to `log` or `defmt`
-//! (whichever feature is on) and vanish when neither is. Both at once is
-//! refused at compile time.
-#![allow(unused_macros)]
+//! Logging shim: `trace!`, `debug!` and `warning!` log through `log` or
+//! `defmt` (whichever of this crate's features is on) and vanish when
+//! neither is; both at once fails to compile. The macros are tcpool-core's
+//! (`__logging_macros`), so every crate follows one policy. Format strings
+//! only use `{}` and `{:?}` with arguments that implement both
+//! `Display`/`Debug` and (with `defmt`) `defmt::Format`.
 
-#[cfg(all(feature = "log", feature = "defmt"))]
-compile_error!("features `log` and `defmt` are mutually exclusive: pick one logger");
-
-macro_rules! trace {
-    ($($arg:tt)*) => {{
-        #[cfg(feature = "log")]
-        ::log::trace!($($arg)*);
-        #[cfg(feature = "defmt")]
-        ::defmt::trace!($($arg)*);
-        #[cfg(not(any(feature = "log", feature = "defmt")))]
-        { let _ = ($crate::fmt::Ignore, $($arg)*); }
-    }};
-}
-
-macro_rules! debug {
-    ($($arg:tt)*) => {{
-        #[cfg(feature = "log")]
-        ::log::debug!($($arg)*);
-        #[cfg(feature = "defmt")]
-        ::defmt::debug!($($arg)*);
-        #[cfg(not(any(feature = "log", feature = "defmt")))]
-        { let _ = ($crate::fmt::Ignore, $($arg)*); }
-    }};
-}
-
-macro_rules! warn {
-    ($($arg:tt)*) => {{
-        #[cfg(feature = "log")]
-        ::log::warn!($($arg)*);
-        #[cfg(feature = "defmt")]
-        ::defmt::warn!($($arg)*);
-        #[cfg(not(any(feature = "log", feature = "defmt")))]
-        { let _ = ($crate::fmt::Ignore, $($arg)*); }
-    }};
-}
-
-/// Placeholder that lets the no-logger expansion "use" the format arguments,
-/// so that variables only used in log lines do not trigger unused warnings.
-#[cfg(not(any(feature = "log", feature = "defmt")))]
-pub(crate) struct Ignore;
+tcpool_core::__logging_macros!($);

@@ -212,7 +212,7 @@ impl<const N: usize> tcpool_core::Wait for TapStack<N> {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(0),
                 Err(e) => {
-                    warn!(
+                    warning!(
                         "waiting on the TAP failed: errno {}",
                         e.raw_os_error().unwrap_or(0)
                     );
