@@ -12,6 +12,8 @@
 /// to compile), otherwise nothing (the arguments are still type-checked).
 /// Called as `__logging_macros!($)`: the `$` is passed in so that the
 /// macros it defines can take arguments. Not part of the public API.
+// rustfmt is not idempotent on macros that define macros: kept as written.
+#[rustfmt::skip]
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __logging_macros {
@@ -21,39 +23,39 @@ macro_rules! __logging_macros {
 
         #[allow(unused_macros)]
         macro_rules! trace {
-                    ($d($d arg:tt)*) => {{
-                        #[cfg(feature = "log")]
-                        ::log::trace!($d($d arg)*);
-                        #[cfg(feature = "defmt")]
-                        ::defmt::trace!($d($d arg)*);
-                        #[cfg(not(any(feature = "log", feature = "defmt")))]
-                        { let _ = format_args!($d($d arg)*); }
-                    }};
-                }
+            ($d($d arg:tt)*) => {{
+                #[cfg(feature = "log")]
+                ::log::trace!($d($d arg)*);
+                #[cfg(feature = "defmt")]
+                ::defmt::trace!($d($d arg)*);
+                #[cfg(not(any(feature = "log", feature = "defmt")))]
+                { let _ = format_args!($d($d arg)*); }
+            }};
+        }
 
         #[allow(unused_macros)]
         macro_rules! debug {
-                    ($d($d arg:tt)*) => {{
-                        #[cfg(feature = "log")]
-                        ::log::debug!($d($d arg)*);
-                        #[cfg(feature = "defmt")]
-                        ::defmt::debug!($d($d arg)*);
-                        #[cfg(not(any(feature = "log", feature = "defmt")))]
-                        { let _ = format_args!($d($d arg)*); }
-                    }};
-                }
+            ($d($d arg:tt)*) => {{
+                #[cfg(feature = "log")]
+                ::log::debug!($d($d arg)*);
+                #[cfg(feature = "defmt")]
+                ::defmt::debug!($d($d arg)*);
+                #[cfg(not(any(feature = "log", feature = "defmt")))]
+                { let _ = format_args!($d($d arg)*); }
+            }};
+        }
 
         #[allow(unused_macros)]
         macro_rules! warning {
-                    ($d($d arg:tt)*) => {{
-                        #[cfg(feature = "log")]
-                        ::log::warn!($d($d arg)*);
-                        #[cfg(feature = "defmt")]
-                        ::defmt::warn!($d($d arg)*);
-                        #[cfg(not(any(feature = "log", feature = "defmt")))]
-                        { let _ = format_args!($d($d arg)*); }
-                    }};
-                }
+            ($d($d arg:tt)*) => {{
+                #[cfg(feature = "log")]
+                ::log::warn!($d($d arg)*);
+                #[cfg(feature = "defmt")]
+                ::defmt::warn!($d($d arg)*);
+                #[cfg(not(any(feature = "log", feature = "defmt")))]
+                { let _ = format_args!($d($d arg)*); }
+            }};
+        }
 
         #[allow(unused_imports)]
         pub(crate) use {debug, trace, warning};
