@@ -318,6 +318,12 @@ where
     /// clients, moves bytes between the stack and the slots, runs the
     /// handler's callbacks, closes what should close, enforces timeouts.
     ///
+    /// On a backend that reports readiness ([`Backend::reports_ready`]) a
+    /// poll asks the stack which sockets are ready and services only those,
+    /// the connections with work of their own and those whose deadline has
+    /// come: its cost follows the traffic, not `N`. Otherwise it tries every
+    /// connection's socket.
+    ///
     /// Returns true if anything happened (a byte moved, a connection opened
     /// or closed); a caller driving an in-process stack can poll until it
     /// returns false. `now` must not go backwards.
