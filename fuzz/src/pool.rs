@@ -31,7 +31,7 @@ use tcpool_core::embedded_nal::TcpErrorKind;
 use tcpool_core::pool::{Action, Admission, Event, Pool};
 use tcpool_core::{CloseReason, Config, Duration, Instant, SlotState, WhenFull};
 
-use crate::script::{Behaviour, Script};
+use crate::script::{Behaviour, Outside, Script};
 
 /// Slots in the fuzzed pool.
 pub const N: usize = 3;
@@ -304,6 +304,17 @@ impl Driver {
         (!live.is_empty()).then(|| live[usize::from(n) % live.len()])
     }
 
+    /// Does `op` to the live connection `conn` picks, if any, from outside
+    /// the callbacks (the script is taken out of the pool for the call).
+    fn outside(&mut self, conn: u8, now: Instant, op: Outside) {
+        let Some(id) = self.pick_conn(conn) else {
+            return;
+        };
+        let mut script = core::mem::take(self.pool.handler_mut());
+        self.pool.with_conn(id, now, |c, _| script.outside(c, op));
+        *self.pool.handler_mut() = script;
+    }
+
     fn step(&mut self, step: &Step) {
         let now = self.now;
         match step {
@@ -356,36 +367,10 @@ impl Driver {
             }
             Step::Configure(c) => self.pool.set_config(c.config()),
             Step::Behave(b) => self.pool.handler_mut().behaviour = *b,
-            Step::Close { conn } => {
-                if let Some(id) = self.pick_conn(*conn) {
-                    self.pool.with_conn(id, now, |c, _| c.close());
-                }
-            }
-            Step::Abort { conn } => {
-                if let Some(id) = self.pick_conn(*conn) {
-                    self.pool.with_conn(id, now, |c, _| c.abort());
-                }
-            }
-            Step::Deadline { conn, ms } => {
-                if let Some(id) = self.pick_conn(*conn) {
-                    let ms = *ms;
-                    self.pool.with_conn(id, now, |c, _| match ms {
-                        Some(ms) => c.set_deadline(now + Duration::from_millis(u64::from(ms))),
-                        None => c.clear_deadline(),
-                    });
-                }
-            }
-            Step::Write { conn, n } => {
-                if let Some(id) = self.pick_conn(*conn) {
-                    // The handler records what it writes; take it out of the
-                    // pool for the call and put it back.
-                    let n = *n;
-                    let mut script = core::mem::take(self.pool.handler_mut());
-                    self.pool
-                        .with_conn(id, now, |c, _| script.write_from_outside(c, n));
-                    *self.pool.handler_mut() = script;
-                }
-            }
+            Step::Close { conn } => self.outside(*conn, now, Outside::Close),
+            Step::Abort { conn } => self.outside(*conn, now, Outside::Abort),
+            Step::Deadline { conn, ms } => self.outside(*conn, now, Outside::Deadline(*ms)),
+            Step::Write { conn, n } => self.outside(*conn, now, Outside::Write(*n)),
             Step::Shutdown { seed, faults } => self.shutdown(&mut Answers::new(*seed, *faults)),
             Step::Listen => {
                 self.listening = true;

@@ -229,11 +229,36 @@ impl Script {
         }
     }
 
-    /// Writes through the connection from outside a callback (what
-    /// `with_conn` does), recording it.
-    pub fn write_from_outside(&mut self, conn: &mut Conn<'_>, n: u8) {
-        self.write_pattern(conn, n);
+    /// Does `op` to the connection from outside a callback (what
+    /// `with_conn` does), recording what it writes.
+    pub fn outside(&mut self, conn: &mut Conn<'_>, op: Outside) {
+        match op {
+            Outside::Close => conn.close(),
+            Outside::Abort => conn.abort(),
+            Outside::Deadline(Some(ms)) => {
+                let at = conn.now() + Duration::from_millis(u64::from(ms));
+                conn.set_deadline(at);
+            }
+            Outside::Deadline(None) => conn.clear_deadline(),
+            Outside::Write(n) => self.write_pattern(conn, n),
+        }
     }
+}
+
+/// What the application does to a live connection from outside the
+/// callbacks (the fuzz targets' `Close`, `Abort`, `Deadline` and `Write`
+/// steps).
+#[derive(Debug, Clone, Copy)]
+pub enum Outside {
+    /// `Conn::close`.
+    Close,
+    /// `Conn::abort`.
+    Abort,
+    /// `Conn::set_deadline` this many milliseconds from now, or (`None`)
+    /// `Conn::clear_deadline`.
+    Deadline(Option<u16>),
+    /// Writes this many bytes of the script's pattern.
+    Write(u8),
 }
 
 impl Handler for Script {

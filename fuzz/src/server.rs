@@ -28,7 +28,7 @@ use tcpool_core::mock::{ClientRead, MockClient, MockConfig, MockStack};
 use tcpool_core::{Instant, Server};
 
 use crate::pool::{FuzzConfig, N, RX, TX};
-use crate::script::{Behaviour, Script};
+use crate::script::{Behaviour, Outside, Script};
 
 /// The port the server listens on.
 const PORT: u16 = 7000;
@@ -235,6 +235,17 @@ impl Driver {
         (!live.is_empty()).then(|| live[usize::from(n) % live.len()])
     }
 
+    /// Does `op` to the live connection `conn` picks, if any, from outside
+    /// the callbacks (the script is taken out of the server for the call).
+    fn outside(&mut self, conn: u8, now: Instant, op: Outside) {
+        let Some(id) = self.pick_conn(conn) else {
+            return;
+        };
+        let mut script = core::mem::take(self.server.handler_mut());
+        self.server.with_conn(id, now, |c, _| script.outside(c, op));
+        *self.server.handler_mut() = script;
+    }
+
     /// One read of up to `n` bytes by client `c`; true if it got data.
     fn read(&mut self, c: usize, n: usize) -> bool {
         let mut buf = [0u8; 256];
@@ -313,34 +324,10 @@ impl Driver {
             Step::SocketLimit(limit) => self.stack.set_socket_limit(limit.map(usize::from)),
             Step::Configure(c) => self.server.set_config(c.config()),
             Step::Behave(b) => self.server.handler_mut().behaviour = *b,
-            Step::Close { conn } => {
-                if let Some(id) = self.pick_conn(*conn) {
-                    self.server.with_conn(id, now, |c, _| c.close());
-                }
-            }
-            Step::Abort { conn } => {
-                if let Some(id) = self.pick_conn(*conn) {
-                    self.server.with_conn(id, now, |c, _| c.abort());
-                }
-            }
-            Step::Deadline { conn, ms } => {
-                if let Some(id) = self.pick_conn(*conn) {
-                    let ms = *ms;
-                    self.server.with_conn(id, now, |c, _| match ms {
-                        Some(ms) => c.set_deadline(now + Duration::from_millis(u64::from(ms))),
-                        None => c.clear_deadline(),
-                    });
-                }
-            }
-            Step::Write { conn, n } => {
-                if let Some(id) = self.pick_conn(*conn) {
-                    let n = *n;
-                    let mut script = core::mem::take(self.server.handler_mut());
-                    self.server
-                        .with_conn(id, now, |c, _| script.write_from_outside(c, n));
-                    *self.server.handler_mut() = script;
-                }
-            }
+            Step::Close { conn } => self.outside(*conn, now, Outside::Close),
+            Step::Abort { conn } => self.outside(*conn, now, Outside::Abort),
+            Step::Deadline { conn, ms } => self.outside(*conn, now, Outside::Deadline(*ms)),
+            Step::Write { conn, n } => self.outside(*conn, now, Outside::Write(*n)),
             Step::Shutdown => {
                 self.server.shutdown(&mut self.stack, now);
                 assert_eq!(self.server.active(), 0, "connections left after a shutdown");
