@@ -153,12 +153,7 @@ fn the_async_driver_echoes_and_stops() {
         got.clone(),
     ));
     let g = got.clone();
-    run_until(&mut n.tasks, 5_000, || {
-        let v = g.take();
-        let done = v.is_some();
-        g.set(v);
-        done
-    });
+    run_until(&mut n.tasks, 5_000, || is_set(&g));
     assert_eq!(got.take().as_deref(), Some(&b"hello, embassy"[..]));
     stop.set(true);
     n.tasks[2].flag.set();
@@ -188,12 +183,7 @@ fn an_idle_server_is_not_polled_while_nothing_happens() {
         got.clone(),
         true,
     ));
-    run_until(&mut n.tasks, 5_000, || {
-        let v = got.take();
-        let done = v.is_some();
-        got.set(v);
-        done
-    });
+    run_until(&mut n.tasks, 5_000, || is_set(&got));
     let polls_before = n.tasks[2].polls;
     let hour = 3_600_000;
     let t0 = support::now_ms();
@@ -230,14 +220,7 @@ fn a_burst_larger_than_the_backlog_is_served_without_reset_or_eviction() {
         results.push(got);
     }
     let r = results.clone();
-    run_until(&mut n.tasks, 60_000, || {
-        r.iter().all(|g| {
-            let v = g.take();
-            let done = v.is_some();
-            g.set(v);
-            done
-        })
-    });
+    run_until(&mut n.tasks, 60_000, || all_received(&r));
     for (i, g) in results.iter().enumerate() {
         assert_eq!(g.take(), Some(vec![b'a' + i as u8; 100]), "client {i}");
     }
@@ -272,12 +255,7 @@ fn outgoing_connections_share_the_budget_and_a_full_budget_is_not_a_reset() {
     // Polled once: the attempt holds a socket, counted as outgoing.
     n.tasks.last_mut().unwrap().poll();
     assert_eq!(pool.stats().outgoing, 1);
-    run_until(&mut n.tasks, 5_000, || {
-        let v = outcome.take();
-        let done = v.is_some();
-        outcome.set(v);
-        done
-    });
+    run_until(&mut n.tasks, 5_000, || is_set(&outcome));
     assert_eq!(
         outcome.take(),
         Some(Err(tcpool_embassy::Error::ConnectionRefused))
@@ -328,18 +306,24 @@ fn syns_finding_the_port_full_are_held_then_served() {
         results.push(got);
     }
     let r = results.clone();
-    run_until(&mut n.tasks, 130_000, || {
-        r.iter().all(|g| {
-            let v = g.take();
-            let done = v.is_some();
-            g.set(v);
-            done
-        })
-    });
+    run_until(&mut n.tasks, 130_000, || all_received(&r));
     for (i, g) in results.iter().enumerate() {
         assert_eq!(g.take(), Some(vec![b'k' + i as u8; 50]), "client {i}");
     }
     let counters = n.server_pool.counters();
     assert!(counters.held_syns > 0, "{counters:?}");
     assert_eq!(counters.accepted, 5, "{counters:?}");
+}
+
+/// Whether every client has its echo.
+fn all_received(results: &[Rc<Cell<Option<Vec<u8>>>>]) -> bool {
+    results.iter().all(|g| is_set(g))
+}
+
+/// Whether `cell` holds a value (left in place).
+fn is_set<T>(cell: &Cell<Option<T>>) -> bool {
+    let v = cell.take();
+    let done = v.is_some();
+    cell.set(v);
+    done
 }
