@@ -333,12 +333,7 @@ fn two_servers_on_one_stack_with_their_own_tokens_both_serve() {
 
 #[test]
 fn a_server_polled_without_waits_still_sees_what_becomes_ready() {
-    let mut stack = StdStack::new(Config::default());
-    let clock = StdClock::new();
-    let mut server: Server<StdStack, Echo, 4, 256, 256> =
-        Server::new(Echo, tcpool_core::Config::new());
-    server.listen(&mut stack, 0).unwrap();
-    let addr = stack.local_addr(server.listener().unwrap()).unwrap();
+    let (mut stack, clock, mut server, addr) = common::echo_server();
     echo_through(addr, b"no wait in this loop", || {
         server.poll(&mut stack, clock.now());
         std::thread::sleep(Duration::from_millis(1));

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 use tcpool_conformance::Echo;
 use tcpool_core::Server;
-use tcpool_std::{Config, StdClock, StdStack};
+use tcpool_std::{StdClock, StdStack};
 
 /// Runs the server loop until `done` says so or [`STEP`] passes; returns the
 /// CPU time the loop's thread used.
@@ -41,12 +41,7 @@ fn serve(
 
 #[test]
 fn core_server_echoes_for_several_clients_over_the_std_stack() {
-    let mut stack = StdStack::new(Config::default());
-    let clock = StdClock::new();
-    let mut server: Server<StdStack, Echo, 4, 256, 256> =
-        Server::new(Echo, tcpool_core::Config::new());
-    server.listen(&mut stack, 0).unwrap();
-    let addr = stack.local_addr(server.listener().unwrap()).unwrap();
+    let (mut stack, clock, mut server, addr) = common::echo_server();
 
     let clients: Vec<_> = (0..3u8)
         .map(|i| {
@@ -76,12 +71,7 @@ fn core_server_echoes_for_several_clients_over_the_std_stack() {
 
 #[test]
 fn idle_core_server_over_the_std_stack_uses_almost_no_cpu() {
-    let mut stack = StdStack::new(Config::default());
-    let clock = StdClock::new();
-    let mut server: Server<StdStack, Echo, 4, 256, 256> =
-        Server::new(Echo, tcpool_core::Config::new());
-    server.listen(&mut stack, 0).unwrap();
-    let addr = stack.local_addr(server.listener().unwrap()).unwrap();
+    let (mut stack, clock, mut server, addr) = common::echo_server();
     // One idle client connected, one idle listener.
     let _c = common::client(addr);
     let until = Instant::now() + Duration::from_millis(300);

@@ -9,6 +9,20 @@ use tcpool_std::{Config, Error, Instant, Interest, StdClock, StdStack, TcpSocket
 /// The longest any single step of a test may take.
 pub const STEP: Duration = Duration::from_secs(5);
 
+/// The echo server the server tests run: 4 slots of 256-byte buffers.
+pub type EchoServer = tcpool_core::Server<StdStack, tcpool_conformance::Echo, 4, 256, 256>;
+
+/// A default stack, its clock, and an [`EchoServer`] listening on a port
+/// the system chose, with that port's address.
+pub fn echo_server() -> (StdStack, StdClock, EchoServer, SocketAddr) {
+    let mut stack = StdStack::new(Config::default());
+    let clock = StdClock::new();
+    let mut server = EchoServer::new(tcpool_conformance::Echo, tcpool_core::Config::new());
+    server.listen(&mut stack, 0).unwrap();
+    let addr = stack.local_addr(server.listener().unwrap()).unwrap();
+    (stack, clock, server, addr)
+}
+
 /// A stack listening on `config`'s bind address, on a port the system chose.
 pub fn listening(config: Config) -> (StdStack, TcpSocket, SocketAddr) {
     let mut stack = StdStack::new(config);
