@@ -4,9 +4,11 @@
 //! (`fastrand`), plus
 //! scripted faults (the next `n` accepts fail, a socket budget).
 
+use core::cell::{RefCell, RefMut};
 use core::fmt;
 use core::task::Waker;
 use std::net::SocketAddr;
+use std::rc::Rc;
 
 use embedded_nal::{TcpClientStack, TcpError, TcpErrorKind, TcpFullStack};
 
@@ -137,14 +139,21 @@ impl<E: TcpError> TcpError for FaultError<E> {
 #[derive(Debug)]
 pub struct FaultyStack<S> {
     inner: S,
+    /// Shared by the handles of [`AsyncBackend::share`](tcpool_core::AsyncBackend::share).
+    state: Rc<RefCell<FaultState>>,
+    /// The async driver's waker ([`tcpool_core::AsyncBackend`]).
+    waker: Option<Waker>,
+}
+
+/// What the handles on one faulty stack share.
+#[derive(Debug)]
+struct FaultState {
     rng: fastrand::Rng,
     faults: Faults,
     fail_accepts: usize,
     socket_limit: Option<usize>,
     open: usize,
     counts: FaultCounts,
-    /// The async driver's waker ([`tcpool_core::AsyncBackend`]).
-    waker: Option<Waker>,
 }
 
 impl<S> FaultyStack<S> {
@@ -152,14 +161,27 @@ impl<S> FaultyStack<S> {
     pub fn new(inner: S, seed: u64, faults: Faults) -> Self {
         FaultyStack {
             inner,
-            rng: fastrand::Rng::with_seed(seed),
-            faults,
-            fail_accepts: 0,
-            socket_limit: None,
-            open: 0,
-            counts: FaultCounts::default(),
+            state: Rc::new(RefCell::new(FaultState {
+                rng: fastrand::Rng::with_seed(seed),
+                faults,
+                fail_accepts: 0,
+                socket_limit: None,
+                open: 0,
+                counts: FaultCounts::default(),
+            })),
             waker: None,
         }
+    }
+
+    fn st(&self) -> RefMut<'_, FaultState> {
+        self.state.borrow_mut()
+    }
+
+    /// Draws whether to inject the fault `pick` chooses.
+    fn roll(&self, pick: impl Fn(&Faults) -> u16) -> bool {
+        let mut st = self.st();
+        let per_mille = pick(&st.faults);
+        chance(&mut st.rng, per_mille)
     }
 
     /// The wrapped stack.
@@ -179,12 +201,12 @@ impl<S> FaultyStack<S> {
 
     /// Changes the fault probabilities.
     pub fn set_faults(&mut self, faults: Faults) {
-        self.faults = faults;
+        self.st().faults = faults;
     }
 
     /// Makes the next `n` calls to `accept` fail (the client stays queued).
     pub fn fail_next_accepts(&mut self, n: usize) {
-        self.fail_accepts = n;
+        self.st().fail_accepts = n;
     }
 
     /// Limits the sockets open through this wrapper (listeners and accepted
@@ -192,32 +214,33 @@ impl<S> FaultyStack<S> {
     /// [`FaultError::OutOfSockets`] (`accept` leaves the client queued, as
     /// `EMFILE` does). `None` lifts the limit.
     pub fn set_socket_limit(&mut self, limit: Option<usize>) {
-        self.socket_limit = limit;
+        self.st().socket_limit = limit;
     }
 
     /// Sockets open through this wrapper now (created or accepted, and not
     /// closed).
     pub fn open_sockets(&self) -> usize {
-        self.open
+        self.st().open
     }
 
     /// The faults injected so far.
     pub fn counts(&self) -> FaultCounts {
-        self.counts
+        self.st().counts
     }
 
     /// An injected `WouldBlock`: counted, and, under the async driver,
     /// its task woken at once (the next try may succeed: nothing else
     /// would wake it).
     fn injected_would_block(&mut self) {
-        self.counts.would_block += 1;
+        self.st().counts.would_block += 1;
         if let Some(w) = &self.waker {
             w.wake_by_ref();
         }
     }
 
     fn at_limit(&self) -> bool {
-        self.socket_limit.is_some_and(|l| self.open >= l)
+        let st = self.st();
+        st.socket_limit.is_some_and(|l| st.open >= l)
     }
 }
 
@@ -230,7 +253,7 @@ impl<S: TcpClientStack> TcpClientStack for FaultyStack<S> {
             return Err(FaultError::OutOfSockets);
         }
         let s = self.inner.socket().map_err(FaultError::Stack)?;
-        self.open += 1;
+        self.st().open += 1;
         Ok(s)
     }
 
@@ -251,18 +274,18 @@ impl<S: TcpClientStack> TcpClientStack for FaultyStack<S> {
                 .send(socket, buffer)
                 .map_err(|e| e.map(FaultError::Stack));
         }
-        if chance(&mut self.rng, self.faults.send_error) {
-            self.counts.send_errors += 1;
+        if self.roll(|f| f.send_error) {
+            self.st().counts.send_errors += 1;
             return Err(nb::Error::Other(FaultError::Injected(Op::Send)));
         }
-        if chance(&mut self.rng, self.faults.send_would_block) {
+        if self.roll(|f| f.send_would_block) {
             self.injected_would_block();
             return Err(nb::Error::WouldBlock);
         }
         let mut len = buffer.len();
-        if len > 1 && chance(&mut self.rng, self.faults.short_write) {
-            len = self.rng.usize(1..len);
-            self.counts.short_writes += 1;
+        if len > 1 && self.roll(|f| f.short_write) {
+            len = self.st().rng.usize(1..len);
+            self.st().counts.short_writes += 1;
         }
         self.inner
             .send(socket, &buffer[..len])
@@ -280,18 +303,18 @@ impl<S: TcpClientStack> TcpClientStack for FaultyStack<S> {
                 .receive(socket, buffer)
                 .map_err(|e| e.map(FaultError::Stack));
         }
-        if chance(&mut self.rng, self.faults.receive_error) {
-            self.counts.receive_errors += 1;
+        if self.roll(|f| f.receive_error) {
+            self.st().counts.receive_errors += 1;
             return Err(nb::Error::Other(FaultError::Injected(Op::Receive)));
         }
-        if chance(&mut self.rng, self.faults.receive_would_block) {
+        if self.roll(|f| f.receive_would_block) {
             self.injected_would_block();
             return Err(nb::Error::WouldBlock);
         }
         let mut len = buffer.len();
-        if len > 1 && chance(&mut self.rng, self.faults.short_read) {
-            len = self.rng.usize(1..len);
-            self.counts.short_reads += 1;
+        if len > 1 && self.roll(|f| f.short_read) {
+            len = self.st().rng.usize(1..len);
+            self.st().counts.short_reads += 1;
         }
         self.inner
             .receive(socket, &mut buffer[..len])
@@ -299,14 +322,18 @@ impl<S: TcpClientStack> TcpClientStack for FaultyStack<S> {
     }
 
     fn close(&mut self, socket: S::TcpSocket) -> Result<(), Self::Error> {
-        self.open = self.open.saturating_sub(1);
+        let mut st = self.st();
+        st.open = st.open.saturating_sub(1);
+        drop(st);
         self.inner.close(socket).map_err(FaultError::Stack)
     }
 }
 
 impl<S: tcpool_core::Backend> tcpool_core::Backend for FaultyStack<S> {
     fn abort(&mut self, socket: S::TcpSocket) -> Result<(), Self::Error> {
-        self.open = self.open.saturating_sub(1);
+        let mut st = self.st();
+        st.open = st.open.saturating_sub(1);
+        drop(st);
         self.inner.abort(socket).map_err(FaultError::Stack)
     }
 
@@ -358,6 +385,16 @@ impl<S: tcpool_core::AsyncBackend> tcpool_core::AsyncBackend for FaultyStack<S> 
     fn poll_backend(&mut self, now: tcpool_core::Instant) -> Option<tcpool_core::Instant> {
         self.inner.poll_backend(now)
     }
+
+    /// A handle on the same wrapped stack and the same faults (one RNG, one
+    /// count), if the wrapped stack can be shared.
+    fn share(&self) -> Option<Self> {
+        Some(FaultyStack {
+            inner: self.inner.share()?,
+            state: Rc::clone(&self.state),
+            waker: None,
+        })
+    }
 }
 
 impl<S: TcpFullStack> TcpFullStack for FaultyStack<S> {
@@ -373,20 +410,20 @@ impl<S: TcpFullStack> TcpFullStack for FaultyStack<S> {
         &mut self,
         socket: &mut S::TcpSocket,
     ) -> nb::Result<(S::TcpSocket, SocketAddr), Self::Error> {
-        if self.fail_accepts > 0 {
-            self.fail_accepts -= 1;
-            self.counts.accept_errors += 1;
+        if self.st().fail_accepts > 0 {
+            self.st().fail_accepts -= 1;
+            self.st().counts.accept_errors += 1;
             return Err(nb::Error::Other(FaultError::Injected(Op::Accept)));
         }
         if self.at_limit() {
-            self.counts.accept_errors += 1;
+            self.st().counts.accept_errors += 1;
             return Err(nb::Error::Other(FaultError::OutOfSockets));
         }
-        if chance(&mut self.rng, self.faults.accept_error) {
-            self.counts.accept_errors += 1;
+        if self.roll(|f| f.accept_error) {
+            self.st().counts.accept_errors += 1;
             return Err(nb::Error::Other(FaultError::Injected(Op::Accept)));
         }
-        if chance(&mut self.rng, self.faults.accept_would_block) {
+        if self.roll(|f| f.accept_would_block) {
             self.injected_would_block();
             return Err(nb::Error::WouldBlock);
         }
@@ -394,7 +431,7 @@ impl<S: TcpFullStack> TcpFullStack for FaultyStack<S> {
             .inner
             .accept(socket)
             .map_err(|e| e.map(FaultError::Stack))?;
-        self.open += 1;
+        self.st().open += 1;
         Ok(accepted)
     }
 }

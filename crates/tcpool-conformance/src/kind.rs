@@ -19,7 +19,9 @@ use std::vec::Vec;
 
 use tcpool_core::async_handler::{Adapter, AsyncServer, Tasks};
 use tcpool_core::asynch::ROUNDS_PER_WAKE;
-use tcpool_core::{Backend, Config, Instant, Interest, ListenError, Server, SlotState, Stats};
+use tcpool_core::{
+    AsyncBackend, Backend, Config, Instant, Interest, ListenError, Server, SlotState, Stats,
+};
 
 use crate::async_handlers::AsyncRecorder;
 use crate::handlers::Recorder;
@@ -117,7 +119,7 @@ impl<S: Backend, const N: usize, const RX: usize, const TX: usize> RecDrive<S>
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Async;
 
-impl<S: Backend + 'static> Kind<S> for Async {
+impl<S: AsyncBackend + 'static> Kind<S> for Async {
     const NAME: &'static str = "async";
     type Server<const N: usize, const RX: usize, const TX: usize> = AsyncServerDrive<S, N, RX, TX>;
 
@@ -163,8 +165,12 @@ impl Wake for Woken {
 /// only during a poll, so between polls both can be inspected directly. The handler lives as long as the program (it
 /// is leaked: the server's adapter borrows it for `'static`, which a test
 /// can afford).
-pub struct AsyncServerDrive<S: Backend + 'static, const N: usize, const RX: usize, const TX: usize>
-{
+pub struct AsyncServerDrive<
+    S: AsyncBackend + 'static,
+    const N: usize,
+    const RX: usize,
+    const TX: usize,
+> {
     server: Option<Box<Served<S, N, RX, TX>>>,
     /// The records, lent to the handler during each poll.
     book: Option<Recorder>,
@@ -176,9 +182,11 @@ pub struct AsyncServerDrive<S: Backend + 'static, const N: usize, const RX: usiz
     now: Instant,
     /// The tasks still wanted another round when the last poll ended.
     more: bool,
+    /// A handle on the stack was offered to the tasks.
+    stack_lent: bool,
 }
 
-impl<S: Backend + 'static, const N: usize, const RX: usize, const TX: usize>
+impl<S: AsyncBackend + 'static, const N: usize, const RX: usize, const TX: usize>
     AsyncServerDrive<S, N, RX, TX>
 {
     /// A server (not listening yet) whose connections `recorder`'s mode
@@ -201,6 +209,7 @@ impl<S: Backend + 'static, const N: usize, const RX: usize, const TX: usize>
             woken,
             now: Instant::ZERO,
             more: false,
+            stack_lent: false,
         }
     }
 
@@ -225,6 +234,12 @@ impl<S: Backend + 'static, const N: usize, const RX: usize, const TX: usize>
         self.woken.0.swap(false, Ordering::SeqCst)
     }
 
+    /// Whether the tasks moved bytes straight through the stack since the
+    /// last call (progress that asks nothing of the server).
+    fn moved(&self) -> bool {
+        self.tasks.take_moved()
+    }
+
     /// Lends the server to the tasks, runs `poll` on it and the tasks in
     /// turn while they ask for it, and takes the server back.
     fn turn(
@@ -243,13 +258,16 @@ impl<S: Backend + 'static, const N: usize, const RX: usize, const TX: usize>
             .take()
             .expect("the recorder is back after each poll");
         self.handler.lend(book);
+        self.tasks.register_waker(&self.waker);
         let mut progress = false;
         self.more = true;
         for _ in 0..ROUNDS_PER_WAKE {
             if let Some(p) = self.tasks.step(now, &self.waker, &mut poll) {
                 progress |= p;
             }
-            if !self.run_tasks() {
+            let again = self.run_tasks();
+            progress |= self.moved();
+            if !again {
                 self.more = false;
                 break;
             }
@@ -271,10 +289,18 @@ impl<S: Backend + 'static, const N: usize, const RX: usize, const TX: usize>
     }
 }
 
-impl<S: Backend + 'static, const N: usize, const RX: usize, const TX: usize> Drive<S>
+impl<S: AsyncBackend + 'static, const N: usize, const RX: usize, const TX: usize> Drive<S>
     for AsyncServerDrive<S, N, RX, TX>
 {
     fn poll(&mut self, stack: &mut S, now: Instant) -> bool {
+        if !self.stack_lent {
+            // The tasks read and write straight through a handle on the
+            // stack, as under `async_handler::serve`.
+            self.stack_lent = true;
+            if let Some(handle) = stack.share() {
+                self.tasks.lend_stack(handle);
+            }
+        }
         self.turn(now, |server| server.poll(stack, now))
     }
 
@@ -295,7 +321,7 @@ impl<S: Backend + 'static, const N: usize, const RX: usize, const TX: usize> Dri
     }
 }
 
-impl<S: Backend + 'static, const N: usize, const RX: usize, const TX: usize> RecDrive<S>
+impl<S: AsyncBackend + 'static, const N: usize, const RX: usize, const TX: usize> RecDrive<S>
     for AsyncServerDrive<S, N, RX, TX>
 {
     fn handler(&self) -> &Recorder {

@@ -58,7 +58,7 @@ use crate::asynch::{AsyncBackend, Clock, ROUNDS_PER_WAKE, drive};
 use crate::backend::Backend;
 use crate::fmt::warning;
 use crate::handler::{CloseReason, Closed, Conn, ConnId, Handler};
-use crate::server::Server;
+use crate::server::{Direct, DirectIo, Server};
 use crate::stats::Stats;
 use crate::time::Instant;
 
@@ -181,6 +181,9 @@ struct Lane {
     /// stream, so until the next one another `read` would find the same
     /// (and need not ask the pool).
     drained: Cell<bool>,
+    /// The task waits in a `read` straight from the socket: the driver
+    /// leaves the socket to it.
+    reading: Cell<bool>,
 }
 
 /// The pool as the connection tasks see it, without its stack and sizes.
@@ -196,6 +199,10 @@ trait Lanes {
         f: &mut dyn FnMut(&mut Conn<'_>, &[u8]) -> usize,
     ) -> Result<bool, ConnError>;
     fn input(&self, slot: usize, id: ConnId) -> Option<Ref<'_, [u8]>>;
+    /// Moves bytes straight between the connection's socket and `io`'s
+    /// buffer, if a handle on the stack was lent and nothing buffered in
+    /// the slot comes first ([`DirectIo::NotNow`] otherwise).
+    fn move_direct(&self, slot: usize, id: ConnId, io: Direct<'_>) -> DirectIo;
     /// Another driver round is needed (output queued, input consumed).
     fn kick(&self);
 }
@@ -263,6 +270,12 @@ where
     P: DerefMut<Target = AsyncServer<'h, S, A, N, RX, TX>>,
 {
     server: RefCell<Option<Lent<'h, S, A, P, N, RX, TX>>>,
+    /// A handle on the stack ([`AsyncBackend::share`]), for reads and writes
+    /// straight between sockets and handlers.
+    stack: RefCell<Option<S>>,
+    /// Bytes moved straight between a socket and a handler since
+    /// [`take_moved`](Tasks::take_moved).
+    moved: Cell<bool>,
     lanes: [Lane; N],
     now: Cell<Instant>,
     waker: RefCell<Option<Waker>>,
@@ -296,6 +309,8 @@ where
     pub fn new() -> Self {
         Tasks {
             server: RefCell::new(None),
+            stack: RefCell::new(None),
+            moved: Cell::new(false),
             lanes: core::array::from_fn(|_| Lane::default()),
             now: Cell::new(Instant::ZERO),
             waker: RefCell::new(None),
@@ -312,6 +327,14 @@ where
             _server: PhantomData,
         }));
         self.new_round();
+    }
+
+    /// Whether a task moved bytes straight between its socket and its
+    /// handler since the last call (through the stack handle lent with
+    /// [`lend_stack`](Tasks::lend_stack)): such a move asks nothing of the
+    /// server, so it does not wake the driver, but it is progress.
+    pub fn take_moved(&self) -> bool {
+        self.moved.replace(false)
     }
 
     /// Takes the server back; `None` if none is lent, or if a task holds a
@@ -344,7 +367,21 @@ where
             return None;
         };
         let server = &mut *server.as_mut()?.server;
+        // While a task waits in a read straight from its socket, the poll
+        // leaves that socket to it. Only during the poll: between polls the
+        // server is the plain nb server.
+        let direct = self.stack.borrow().is_some();
+        if direct {
+            for (slot, lane) in self.lanes.iter().enumerate() {
+                server.set_direct_reader(slot, lane.reading.get());
+            }
+        }
         let out = poll(server);
+        if direct {
+            for slot in 0..N {
+                server.set_direct_reader(slot, false);
+            }
+        }
         self.new_round();
         self.hand_out(server);
         Some(out)
@@ -401,6 +438,32 @@ where
     }
 }
 
+impl<'h, S, A, P, const N: usize, const RX: usize, const TX: usize> Tasks<'h, S, A, P, N, RX, TX>
+where
+    S: AsyncBackend,
+    A: AsyncHandler,
+    P: DerefMut<Target = AsyncServer<'h, S, A, N, RX, TX>>,
+{
+    /// Lends the tasks a handle on the server's stack (from
+    /// [`AsyncBackend::share`]): from then on a task's `read` and `write`
+    /// move bytes straight between the socket and the handler's buffer
+    /// whenever nothing buffered in the slot has to come first. Without
+    /// one, everything goes through the slot's buffers.
+    pub fn lend_stack(&self, stack: S) {
+        self.stack.replace(Some(stack));
+    }
+
+    /// Hands the lent stack handle the waker that its `WouldBlock`
+    /// answers register (the driver's).
+    pub fn register_waker(&self, waker: &Waker) {
+        if let Ok(mut stack) = self.stack.try_borrow_mut()
+            && let Some(stack) = stack.as_mut()
+        {
+            stack.register_waker(waker);
+        }
+    }
+}
+
 /// The server lent to [`Tasks`].
 struct Lent<'h, S, A, P, const N: usize, const RX: usize, const TX: usize> {
     server: P,
@@ -452,6 +515,24 @@ where
     fn input<'b>(&'b self, slot: usize, id: ConnId) -> Option<Ref<'b, [u8]>> {
         let server = self.server.try_borrow().ok()?;
         Ref::filter_map(server, |s| s.as_ref()?.server.pool().input(slot, id)).ok()
+    }
+
+    fn move_direct(&self, slot: usize, id: ConnId, io: Direct<'_>) -> DirectIo {
+        let (Ok(mut stack), Ok(mut server)) =
+            (self.stack.try_borrow_mut(), self.server.try_borrow_mut())
+        else {
+            return DirectIo::NotNow;
+        };
+        let (Some(stack), Some(server)) = (stack.as_mut(), server.as_mut()) else {
+            return DirectIo::NotNow;
+        };
+        let done = server
+            .server
+            .move_direct(stack, slot, id, self.now.get(), io);
+        if matches!(done, DirectIo::Moved(n) if n > 0) {
+            self.moved.set(true);
+        }
+        done
     }
 
     fn kick(&self) {
@@ -630,6 +711,30 @@ impl embedded_io_async::Read for AsyncConn<'_> {
             if lane.drained.get() {
                 return Poll::Pending; // nothing new before the driver's next round
             }
+            if lane.pending_consume.get() == 0 {
+                // Straight from the socket when nothing buffered comes first.
+                self.release();
+                match self
+                    .lanes
+                    .move_direct(self.slot, self.id, Direct::Read(&mut *buf))
+                {
+                    DirectIo::Moved(n) => {
+                        lane.reading.set(false);
+                        return Poll::Ready(Ok(n));
+                    }
+                    DirectIo::WouldBlock => {
+                        // The stack wakes the driver when input comes.
+                        lane.reading.set(true);
+                        lane.drained.set(true);
+                        return Poll::Pending;
+                    }
+                    // The end of stream or an error: the pool has it, and
+                    // the buffered path below reports it.
+                    DirectIo::Changed => self.lanes.kick(),
+                    DirectIo::NotNow => {}
+                }
+                lane.reading.set(false);
+            }
             let read = self.io(|conn, input| {
                 let n = input.len().min(buf.len());
                 buf[..n].copy_from_slice(&input[..n]);
@@ -684,6 +789,16 @@ impl embedded_io_async::Write for AsyncConn<'_> {
         if buf.is_empty() {
             return Ok(0);
         }
+        // Straight to the socket when nothing queued comes first.
+        self.release();
+        match self
+            .lanes
+            .move_direct(self.slot, self.id, Direct::Write(buf))
+        {
+            DirectIo::Moved(n) if n > 0 => return Ok(n),
+            DirectIo::Changed => self.lanes.kick(),
+            _ => {}
+        }
         let n = self
             .until(|conn, _| match conn.try_write(buf) {
                 Ok(n) => (Some(Ok(n)), 0),
@@ -728,6 +843,7 @@ async fn lane_task<A: AsyncHandler>(slot: usize, handler: &A, lanes: &dyn Lanes)
         // A consume the last connection deferred is not this one's.
         lane.pending_consume.set(0);
         lane.drained.set(false);
+        lane.reading.set(false);
         let mut peer = None;
         let reached = retry(|| {
             lanes.with_io(slot, id, &mut |conn, _| {
@@ -759,6 +875,7 @@ async fn lane_task<A: AsyncHandler>(slot: usize, handler: &A, lanes: &dyn Lanes)
         };
         drop(conn);
         lane.holding.set(false);
+        lane.reading.set(false);
         // The handler's verdict; or, if its future was dropped while the
         // connection is still live, the driver ended it for holding the
         // pool across an await: a protocol error.
@@ -848,8 +965,12 @@ where
 {
     let tasks: Tasks<'h, S, A, &'a mut AsyncServer<'h, S, A, N, RX, TX>, N, RX, TX> = Tasks::new();
     tasks.lend(server);
+    if let Some(handle) = stack.share() {
+        tasks.lend_stack(handle);
+    }
     let tasks = &tasks;
     let driver = poll_fn(|cx| {
+        tasks.register_waker(cx.waker());
         let now = clock.now();
         let ran = tasks.step(now, cx.waker(), |server| {
             drive(server, stack, clock, cx.waker());
@@ -980,6 +1101,79 @@ mod tests {
         }
         let woke = wakes.0.load(Ordering::SeqCst);
         (client.recv_all(), clock.armed, woke)
+    }
+
+    /// Echoes through a 512-byte buffer and records its largest read.
+    struct Wide {
+        largest: Cell<usize>,
+    }
+
+    impl AsyncHandler for Wide {
+        async fn serve(&self, conn: &mut AsyncConn<'_>) -> Result<(), CloseReason> {
+            let mut buf = [0u8; 512];
+            loop {
+                let n = conn.read(&mut buf).await?;
+                self.largest.set(self.largest.get().max(n));
+                if n == 0 {
+                    return Ok(());
+                }
+                conn.write_all(&buf[..n]).await?;
+            }
+        }
+    }
+
+    #[test]
+    fn on_a_shared_stack_reads_and_writes_bypass_the_slot_buffers() {
+        let handler = Wide {
+            largest: Cell::new(0),
+        };
+        let mut stack = MockStack::new();
+        let mut server: AsyncServer<'_, MockStack, Wide, 2, 64, 64> =
+            Server::new(Adapter::new(&handler), Config::new());
+        server.listen(&mut stack, 7).unwrap();
+        let client = stack.connect_client(7).unwrap();
+        let msg: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
+        let mut clock = Still {
+            now: Instant::from_millis(1_000),
+            armed: Vec::new(),
+        };
+        let mut got = Vec::new();
+        {
+            let mut fut = pin!(serve(
+                &mut server,
+                &mut stack,
+                &handler,
+                &mut clock,
+                core::future::pending::<()>()
+            ));
+            let mut cx = Context::from_waker(Waker::noop());
+            for chunk in msg.chunks(1000) {
+                client.send(chunk);
+                for _ in 0..4 {
+                    assert!(fut.as_mut().poll(&mut cx).is_pending());
+                }
+                got.extend(client.recv_all());
+            }
+            client.shutdown_write();
+            for _ in 0..4 {
+                assert!(fut.as_mut().poll(&mut cx).is_pending());
+            }
+        }
+        assert_eq!(got, msg, "the echo, byte for byte");
+        // Through the slot, no read could return more than its 64 bytes.
+        assert_eq!(
+            handler.largest.get(),
+            512,
+            "reads went straight to the socket"
+        );
+        let stats = server.stats();
+        assert_eq!(
+            (stats.bytes_in, stats.bytes_out),
+            (3000, 3000),
+            "counted as ever"
+        );
+        assert_eq!(stats.closed.total(), 1, "closed after the end of stream");
+        assert!(client.server_closed());
     }
 
     #[test]

@@ -95,6 +95,25 @@ pub trait AsyncBackend: Backend {
     /// once).
     fn register_interest(&mut self, socket: &Self::TcpSocket, interest: Interest) -> bool;
 
+    /// Another handle on the same stack, for the connection tasks of
+    /// [`async_handler::serve`](crate::async_handler::serve): with it, a
+    /// task's `read` and `write` move bytes straight between the socket and
+    /// the handler's buffer whenever nothing buffered in the slot has to
+    /// come first (no copy through the slot's buffers, no driver round in
+    /// between). Both handles must act on the same sockets; the tasks'
+    /// handle is given the driver's waker
+    /// ([`register_waker`](AsyncBackend::register_waker)) at every round.
+    ///
+    /// `None` (the default) for a stack that is not a handle: the tasks
+    /// then read and write through the slot's buffers only. The guarantees
+    /// are the same either way.
+    fn share(&self) -> Option<Self>
+    where
+        Self: Sized,
+    {
+        None
+    }
+
     /// The backend's own work, done before each round of the server
     /// (re-arming listeners, finishing lingering closes): anything waited
     /// for registers the waker given last to
@@ -215,6 +234,11 @@ pub(crate) fn drive<S, H, C, const N: usize, const RX: usize, const TX: usize>(
 #[cfg(feature = "mock")]
 impl AsyncBackend for crate::mock::MockStack {
     fn register_waker(&mut self, _waker: &Waker) {}
+
+    /// Clones are handles on the same network.
+    fn share(&self) -> Option<Self> {
+        Some(self.clone())
+    }
 
     fn register_interest(&mut self, _socket: &Self::TcpSocket, _interest: Interest) -> bool {
         false

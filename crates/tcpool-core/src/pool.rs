@@ -435,6 +435,67 @@ where
         Some(result)
     }
 
+    /// Whether the live connection `id` in slot `i` can move bytes straight
+    /// between its socket and an async handler, bypassing the slot's
+    /// buffers: for a read (`read`), nothing buffered comes first and the
+    /// peer has not finished; for a write, nothing queued comes first.
+    /// Either way nothing (a close, an abort) is asked of the pool.
+    pub(crate) fn can_move_direct(&self, i: usize, id: ConnId, read: bool) -> bool {
+        let Some(slot) = self.slots().get(i) else {
+            return false;
+        };
+        slot.id() == id
+            && if read {
+                slot.can_read_direct()
+            } else {
+                slot.can_send_direct()
+            }
+    }
+
+    /// Slot `i`'s async task waits (or stops waiting) in a read straight
+    /// from the socket: while it does, polls leave the socket to it (no
+    /// receive, no readable interest).
+    pub(crate) fn set_direct_reader(&mut self, i: usize, waiting: bool) {
+        if let Some(slot) = self.slots_mut().get_mut(i) {
+            slot.set_direct_reader(waiting);
+        }
+    }
+
+    /// Reports the stack's answer to a receive (`read`) or send that moved
+    /// bytes straight between slot `i`'s socket and its async handler. True
+    /// if the connection changed in a way only a poll carries out (the end
+    /// of stream, an error that ends it): the slot is ready for the next
+    /// poll.
+    pub(crate) fn complete_direct(&mut self, i: usize, now: Instant, event: Event) -> bool {
+        let slot = &mut self.slots.borrow_mut()[i];
+        match event {
+            Event::Received(n) => {
+                slot.received_direct(n, now);
+                self.stats.bytes_in += n as u64;
+            }
+            Event::Sent(n) => {
+                slot.sent_direct(n, now);
+                self.stats.bytes_out += n as u64;
+            }
+            Event::WouldBlock => return false,
+            Event::EndOfStream => {
+                slot.peer_finished();
+                self.refresh(i);
+                return true;
+            }
+            Event::Error(kind) => {
+                self.fail(i, kind, now);
+                self.refresh(i);
+                self.ready.push(i);
+                return true;
+            }
+        }
+        // Activity moved the slot to the back of the activity list; nothing
+        // else of its scheduling changed.
+        self.lru.push_back(i);
+        false
+    }
+
     /// The unconsumed input of the live connection `id` in slot `i`.
     pub fn input(&self, i: usize, id: ConnId) -> Option<&[u8]> {
         let slot = self

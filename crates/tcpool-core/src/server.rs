@@ -89,6 +89,30 @@ pub struct Server<
     tokens: usize,
 }
 
+/// What [`Server::move_direct`] moves.
+pub(crate) enum Direct<'a> {
+    /// Receive into the handler's buffer.
+    Read(&'a mut [u8]),
+    /// Send from the handler's buffer.
+    Write(&'a [u8]),
+}
+
+/// What became of a [`Server::move_direct`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DirectIo {
+    /// This many bytes moved (none only for an empty buffer).
+    Moved(usize),
+    /// The socket had nothing (read) or no room (write); the waker the
+    /// stack was given is registered with it.
+    WouldBlock,
+    /// The connection ended or its peer finished: a poll carries it out,
+    /// and the slot's buffered path tells the handler.
+    Changed,
+    /// Not now: input or output buffered in the slot comes first, or the
+    /// connection is not live. Use the slot's buffers.
+    NotNow,
+}
+
 /// What the stack's answer to a send or receive means to the pool.
 fn event<E: TcpError>(result: nb::Result<usize, E>, end_of_stream: bool) -> Event {
     match result {
@@ -312,6 +336,53 @@ where
         f: impl FnOnce(&mut crate::Conn<'_>, &mut H::State) -> R,
     ) -> Option<R> {
         self.pool.with_conn(id, now, f)
+    }
+
+    /// Moves bytes straight between the socket of the live connection `id`
+    /// in slot `i` and an async handler's buffer: a receive into `buf`
+    /// (`Direct::Read`) or a send from it, with the pool's bookkeeping
+    /// (counters, activity, the end of stream, errors) but no copy through
+    /// the slot's buffers. Only when nothing buffered in the slot would
+    /// have to come first ([`DirectIo::NotNow`] otherwise).
+    pub(crate) fn move_direct(
+        &mut self,
+        stack: &mut S,
+        i: usize,
+        id: ConnId,
+        now: Instant,
+        io: Direct<'_>,
+    ) -> DirectIo {
+        let read = matches!(io, Direct::Read(_));
+        if !self.pool.can_move_direct(i, id, read) {
+            return DirectIo::NotNow;
+        }
+        let Some(socket) = self.sockets.get_mut(i).and_then(Option::as_mut) else {
+            return DirectIo::NotNow;
+        };
+        let event = match io {
+            // An empty buffer would read as the end of stream.
+            Direct::Read([]) | Direct::Write([]) => return DirectIo::Moved(0),
+            Direct::Read(buf) => event(stack.receive(socket, buf), true),
+            Direct::Write(buf) => event(stack.send(socket, buf), false),
+        };
+        let moved = match event {
+            Event::Received(n) | Event::Sent(n) => n,
+            _ => 0,
+        };
+        if self.pool.complete_direct(i, now, event) {
+            DirectIo::Changed
+        } else if moved > 0 {
+            DirectIo::Moved(moved)
+        } else {
+            DirectIo::WouldBlock
+        }
+    }
+
+    /// Slot `i`'s async task waits (or stops waiting) in a read straight
+    /// from the socket ([`move_direct`](Self::move_direct)): polls leave the
+    /// socket to it meanwhile.
+    pub(crate) fn set_direct_reader(&mut self, i: usize, waiting: bool) {
+        self.pool.set_direct_reader(i, waiting);
     }
 
     /// Advances everything that can advance without blocking: accepts new

@@ -170,6 +170,9 @@ pub(crate) struct Slot<St, const RX: usize, const TX: usize> {
     eof_reported: bool,
     /// Set by [`Conn`] when a write came up short.
     short_write: bool,
+    /// An async handler's task waits in a read that takes input straight
+    /// from the socket: the driver leaves the socket to it.
+    direct_reader: bool,
     user: Option<St>,
 }
 
@@ -202,6 +205,7 @@ impl<St, const RX: usize, const TX: usize> Slot<St, RX, TX> {
             writable_after: None,
             eof_reported: false,
             short_write: false,
+            direct_reader: false,
         }
     }
 
@@ -287,7 +291,26 @@ impl<St, const RX: usize, const TX: usize> Slot<St, RX, TX> {
     /// Whether the slot can take more input now: open, room in the receive
     /// buffer, and the stack has not said it has nothing.
     pub(crate) fn can_read(&self) -> bool {
-        self.phase == Phase::Open && !self.rx.is_full() && !self.recv_blocked
+        self.phase == Phase::Open && !self.rx.is_full() && !self.recv_blocked && !self.direct_reader
+    }
+
+    /// Whether input may go straight from the socket to the handler: open,
+    /// nothing buffered that would have to come first, nothing asked of the
+    /// pool (a close, an abort).
+    pub(crate) fn can_read_direct(&self) -> bool {
+        self.phase == Phase::Open && self.rx.is_empty() && self.request == Request::None
+    }
+
+    /// Whether output may go straight from the handler to the socket:
+    /// live, nothing queued that would have to go first, nothing asked of
+    /// the pool.
+    pub(crate) fn can_send_direct(&self) -> bool {
+        self.is_live() && self.tx.is_empty() && self.request == Request::None
+    }
+
+    /// An async handler's task waits (or stops waiting) in a direct read.
+    pub(crate) fn set_direct_reader(&mut self, waiting: bool) {
+        self.direct_reader = waiting;
     }
 
     /// Whether the receive buffer filled while reading with budget left, so
@@ -306,7 +329,7 @@ impl<St, const RX: usize, const TX: usize> Slot<St, RX, TX> {
     /// The readiness to wait for on this slot's socket.
     pub(crate) fn interest(&self) -> crate::Interest {
         crate::Interest {
-            readable: self.phase == Phase::Open && !self.rx.is_full(),
+            readable: self.phase == Phase::Open && !self.rx.is_full() && !self.direct_reader,
             writable: !self.tx.is_empty(),
         }
     }
@@ -379,6 +402,7 @@ impl<St, const RX: usize, const TX: usize> Slot<St, RX, TX> {
         self.writable_after = None;
         self.eof_reported = false;
         self.short_write = false;
+        self.direct_reader = false;
         self.set_state(SlotState::Open);
     }
 
@@ -474,6 +498,22 @@ impl<St, const RX: usize, const TX: usize> Slot<St, RX, TX> {
             self.budget = self.budget.saturating_sub(n as u32);
             self.last_activity = now;
             self.rx_dirty = true;
+        }
+    }
+
+    /// `n` bytes went from the socket straight to the handler.
+    pub(crate) fn received_direct(&mut self, n: usize, now: Instant) {
+        if n > 0 {
+            self.bytes_in += n as u64;
+            self.last_activity = now;
+        }
+    }
+
+    /// The stack took `n` bytes straight from the handler.
+    pub(crate) fn sent_direct(&mut self, n: usize, now: Instant) {
+        if n > 0 {
+            self.bytes_out += n as u64;
+            self.last_activity = now;
         }
     }
 

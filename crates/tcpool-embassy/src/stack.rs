@@ -119,6 +119,12 @@ impl<const N: usize> AsyncBackend for PoolStack<'_, '_, N> {
         self.with(|inner, _, cx| inner.register_interest(socket, interest, cx))
     }
 
+    /// Another `PoolStack` over the same pool (with no waker until one is
+    /// registered).
+    fn share(&self) -> Option<Self> {
+        Some(PoolStack::new(self.pool))
+    }
+
     /// Re-arms listeners, hands caught SYNs to the pending set, drains and
     /// reclaims closing sockets. The deadline returned is the nearest end of
     /// a lingering close, on embassy-time's clock (the one
