@@ -461,6 +461,15 @@ where
         }
     }
 
+    /// Whether a poll can pass slot `i` by on a stack that reports no
+    /// readiness: its async task reads the socket itself, nothing is queued
+    /// to send, and the slot is not in the ready set (no deadline due, no
+    /// work of its own).
+    pub(crate) fn left_to_its_reader(&self, i: usize) -> bool {
+        let slot = &self.slots()[i];
+        slot.direct_reader_idle() && !self.ready.contains(i)
+    }
+
     /// Reports the stack's answer to a receive (`read`) or send that moved
     /// bytes straight between slot `i`'s socket and its async handler. True
     /// if the connection changed in a way only a poll carries out (the end

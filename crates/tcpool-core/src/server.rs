@@ -403,10 +403,14 @@ where
         if stack.reports_ready() {
             self.poll_ready(stack, now);
         } else {
-            // Every connection gets a turn (and leaves the ready set).
+            // Every connection gets a turn (and leaves the ready set), but
+            // one whose async task reads its socket itself and that has
+            // nothing else to do.
             self.accept_new(stack, now);
             for i in 0..N {
-                self.service(stack, i, now);
+                if !self.pool.left_to_its_reader(i) {
+                    self.service(stack, i, now);
+                }
             }
         }
         self.pool.end_poll()

@@ -308,6 +308,19 @@ impl<St, const RX: usize, const TX: usize> Slot<St, RX, TX> {
         self.is_live() && self.tx.is_empty() && self.request == Request::None
     }
 
+    /// An async task reads this open slot's socket itself and the slot has
+    /// nothing of its own to do: no input or output buffered, nothing asked
+    /// of the pool, between polls.
+    pub(crate) fn direct_reader_idle(&self) -> bool {
+        self.direct_reader
+            && self.phase == Phase::Open
+            && self.step == Step::Idle
+            && self.rx.is_empty()
+            && self.tx.is_empty()
+            && self.request == Request::None
+            && self.writable_after.is_none()
+    }
+
     /// An async handler's task waits (or stops waiting) in a direct read.
     pub(crate) fn set_direct_reader(&mut self, waiting: bool) {
         self.direct_reader = waiting;
