@@ -82,8 +82,13 @@ const BUF: usize = 1024;
 const SOCK_BUF: usize = 4096;
 /// Every client socket's buffers, each way.
 const CLIENT_BUF: usize = 16 * 1024;
-/// The pool's socket budget: the 4 connections, 4 listening, 4 closing.
-const POOL_SOCKETS: usize = 12;
+/// The pool's socket budget: the 4 connections and 4 listening (its
+/// emulated backlog). A lingering close keeps its socket until the close is
+/// over, meanwhile one listener fewer is armed (held SYNs wait for it).
+/// Every socket of the budget is in embassy-net's socket set and costs each
+/// packet and each poll of the stack a look, so the budget is no larger
+/// than the pool needs.
+const POOL_SOCKETS: usize = 8;
 const TRANSFER_CLIENTS: usize = 4;
 /// Bytes each client of the transfer sends and reads back.
 const LEN: usize = 256 * 1024;

@@ -746,14 +746,17 @@ impl embedded_io_async::Read for AsyncConn<'_> {
             });
             match read {
                 Err(e) => Poll::Ready(Err(e)),
-                Ok(Some(Some(n))) => Poll::Ready(Ok(n)),
+                Ok(Some(Some(n))) => {
+                    if n > 0 {
+                        // Room made in the slot: the pool may read more.
+                        self.lanes.kick();
+                    }
+                    Poll::Ready(Ok(n))
+                }
                 Ok(_) => Poll::Pending,
             }
         })
         .await?;
-        if n > 0 {
-            self.lanes.kick();
-        }
         Ok(n)
     }
 }
