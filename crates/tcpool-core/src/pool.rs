@@ -440,6 +440,7 @@ where
     /// buffers: for a read (`read`), nothing buffered comes first and the
     /// peer has not finished; for a write, nothing queued comes first.
     /// Either way nothing (a close, an abort) is asked of the pool.
+    #[inline]
     pub(crate) fn can_move_direct(&self, i: usize, id: ConnId, read: bool) -> bool {
         let Some(slot) = self.slots().get(i) else {
             return false;
@@ -475,6 +476,7 @@ where
     /// if the connection changed in a way only a poll carries out (the end
     /// of stream, an error that ends it): the slot is ready for the next
     /// poll.
+    #[inline]
     pub(crate) fn complete_direct(&mut self, i: usize, now: Instant, event: Event) -> bool {
         let slot = &mut self.slots.borrow_mut()[i];
         match event {

@@ -315,6 +315,7 @@ impl<'d, const N: usize> Pool<'d, N> {
         Ok(())
     }
 
+    #[inline]
     pub(crate) fn with<R>(&self, f: impl FnOnce(&mut Inner<'d, N>, &SynHold) -> R) -> R {
         f(&mut self.inner.borrow_mut(), self.hold)
     }

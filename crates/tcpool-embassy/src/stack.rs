@@ -32,6 +32,7 @@ impl<'p, 'd, const N: usize> PoolStack<'p, 'd, N> {
         self.pool
     }
 
+    #[inline]
     fn with<R>(
         &mut self,
         f: impl FnOnce(&mut crate::pool::Inner<'d, N>, &crate::SynHold, &mut Context<'_>) -> R,
