@@ -114,6 +114,7 @@ pub(crate) enum DirectIo {
 }
 
 /// What the stack's answer to a send or receive means to the pool.
+#[inline]
 fn event<E: TcpError>(result: nb::Result<usize, E>, end_of_stream: bool) -> Event {
     match result {
         Ok(0) if end_of_stream => Event::EndOfStream,

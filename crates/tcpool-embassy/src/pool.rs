@@ -530,6 +530,7 @@ impl<'d, const N: usize> Inner<'d, N> {
         Ok(TcpHandle(Kind::Socket(i as u16)))
     }
 
+    #[inline]
     fn socket_index(&self, socket: &TcpHandle) -> Result<usize, Error> {
         match socket.0 {
             Kind::Socket(i) if usize::from(i) < N => Ok(usize::from(i)),
@@ -537,6 +538,7 @@ impl<'d, const N: usize> Inner<'d, N> {
         }
     }
 
+    #[inline]
     fn open_index(&self, socket: &TcpHandle) -> Result<usize, Error> {
         let i = self.socket_index(socket)?;
         match self.entries[i].role {
@@ -755,6 +757,7 @@ impl<'d, const N: usize> Inner<'d, N> {
         }
     }
 
+    #[inline]
     pub(crate) fn send(
         &mut self,
         socket: &TcpHandle,
@@ -773,6 +776,7 @@ impl<'d, const N: usize> Inner<'d, N> {
         }
     }
 
+    #[inline]
     pub(crate) fn receive(
         &mut self,
         socket: &TcpHandle,
