@@ -239,11 +239,28 @@ fn run(case: &Case) -> Result<(), String> {
         while fut.as_mut().poll(&mut cx).is_pending() {
             step += 1;
             if step > MAX_STEPS {
+                let waiting: Vec<String> = clients
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| !c.done)
+                    .map(|(i, c)| {
+                        format!(
+                            "client {i} (port {}): sent {} of {}, got {} back, read by the handler {}, {:?}",
+                            c.port,
+                            c.sent,
+                            c.limit(),
+                            c.got.len(),
+                            handler.seen.borrow().get(&c.port).map_or(0, Vec::len),
+                            c.plan.ending
+                        )
+                    })
+                    .collect();
                 return Err(format!(
-                    "stuck after {MAX_STEPS} steps: {} of {} clients done, {} connections closed",
+                    "stuck after {MAX_STEPS} steps: {} of {} clients done, {} connections closed; {}",
                     clients.iter().filter(|c| c.done).count(),
                     clients.len(),
-                    handler.closed.borrow().len()
+                    handler.closed.borrow().len(),
+                    waiting.join("; ")
                 ));
             }
             for c in &mut clients {

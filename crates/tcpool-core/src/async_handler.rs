@@ -1016,7 +1016,7 @@ where
 mod tests {
     extern crate std;
 
-    use core::cell::Cell;
+    use core::cell::{Cell, RefCell};
     use core::pin::pin;
     use core::task::Context;
     use std::sync::Arc;
@@ -1177,6 +1177,73 @@ mod tests {
         );
         assert_eq!(stats.closed.total(), 1, "closed after the end of stream");
         assert!(client.server_closed());
+    }
+
+    /// Records how each connection ended.
+    struct Ends {
+        reasons: RefCell<Vec<CloseReason>>,
+    }
+
+    impl AsyncHandler for Ends {
+        async fn serve(&self, conn: &mut AsyncConn<'_>) -> Result<(), CloseReason> {
+            let mut buf = [0u8; 64];
+            loop {
+                let n = conn.read(&mut buf).await?;
+                if n == 0 {
+                    return Ok(());
+                }
+                conn.write_all(&buf[..n]).await?;
+            }
+        }
+
+        fn on_closed(&self, closed: &Closed) {
+            self.reasons.borrow_mut().push(closed.reason);
+        }
+    }
+
+    #[test]
+    fn a_reset_found_by_a_direct_read_frees_the_socket_before_the_slot_is_reused() {
+        let handler = Ends {
+            reasons: RefCell::new(Vec::new()),
+        };
+        let mut stack = MockStack::new();
+        let probe = stack.clone();
+        // One slot: the next client takes the slot the reset one leaves.
+        let mut server: AsyncServer<'_, MockStack, Ends, 1, 64, 64> =
+            Server::new(Adapter::new(&handler), Config::new());
+        server.listen(&mut stack, 7).unwrap();
+        let first = probe.connect_client(7).unwrap();
+        let mut clock = Still {
+            now: Instant::from_millis(1_000),
+            armed: Vec::new(),
+        };
+        let second = {
+            let mut fut = pin!(serve(
+                &mut server,
+                &mut stack,
+                &handler,
+                &mut clock,
+                core::future::pending::<()>()
+            ));
+            let mut cx = Context::from_waker(Waker::noop());
+            let mut poll = || {
+                for _ in 0..4 {
+                    assert!(fut.as_mut().poll(&mut cx).is_pending());
+                }
+            };
+            poll(); // accepted; its task waits in a read straight from the socket
+            first.reset();
+            let second = probe.connect_client(7).unwrap();
+            second.send(b"next");
+            poll();
+            assert_eq!(second.recv_all(), b"next", "the next client is served");
+            second
+        };
+        assert_eq!(handler.reasons.borrow().as_slice(), [CloseReason::Reset]);
+        // The listener and the second client's socket: the reset one was
+        // closed, not overwritten.
+        assert_eq!(probe.sockets_in_use(), 2);
+        drop(second);
     }
 
     #[test]

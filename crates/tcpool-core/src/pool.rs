@@ -495,8 +495,9 @@ where
                 return true;
             }
             Event::Error(kind) => {
-                self.fail(i, kind, now);
-                self.refresh(i);
+                // Ended at the slot's next turn, by the driver: the task
+                // that failed must not run `on_closed` from inside its read.
+                slot.fail_direct(kind);
                 self.ready.push(i);
                 return true;
             }
@@ -853,6 +854,10 @@ where
                         slot.set_step(Step::CloseFlush);
                     }
                     SlotState::Open | SlotState::PeerClosed => {
+                        if let Some(kind) = slot.take_direct_failure() {
+                            self.fail(i, kind, now);
+                            continue;
+                        }
                         let budget = match self.config().read_budget {
                             0 => RX,
                             b => b,

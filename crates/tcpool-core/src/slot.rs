@@ -173,6 +173,9 @@ pub(crate) struct Slot<St, const RX: usize, const TX: usize> {
     /// An async handler's task waits in a read that takes input straight
     /// from the socket: the driver leaves the socket to it.
     direct_reader: bool,
+    /// A read or write straight from an async task failed with the error
+    /// in `error`: the slot's next turn ends the connection.
+    direct_failed: bool,
     user: Option<St>,
 }
 
@@ -206,6 +209,7 @@ impl<St, const RX: usize, const TX: usize> Slot<St, RX, TX> {
             eof_reported: false,
             short_write: false,
             direct_reader: false,
+            direct_failed: false,
         }
     }
 
@@ -298,14 +302,37 @@ impl<St, const RX: usize, const TX: usize> Slot<St, RX, TX> {
     /// nothing buffered that would have to come first, nothing asked of the
     /// pool (a close, an abort).
     pub(crate) fn can_read_direct(&self) -> bool {
-        self.phase == Phase::Open && self.rx.is_empty() && self.request == Request::None
+        self.phase == Phase::Open
+            && self.rx.is_empty()
+            && self.request == Request::None
+            && !self.direct_failed
     }
 
     /// Whether output may go straight from the handler to the socket:
     /// live, nothing queued that would have to go first, nothing asked of
     /// the pool.
     pub(crate) fn can_send_direct(&self) -> bool {
-        self.is_live() && self.tx.is_empty() && self.request == Request::None
+        self.is_live() && self.tx.is_empty() && self.request == Request::None && !self.direct_failed
+    }
+
+    /// A read or write straight from the async task failed with `kind`:
+    /// the slot's next turn ends the connection (not the task itself, which
+    /// must not run the handler's `on_closed` from inside its own read).
+    pub(crate) fn fail_direct(&mut self, kind: TcpErrorKind) {
+        self.set_error(kind);
+        self.direct_failed = true;
+    }
+
+    /// The error of a failed direct read or write, once: the turn that
+    /// ends the connection takes it.
+    pub(crate) fn take_direct_failure(&mut self) -> Option<TcpErrorKind> {
+        if !core::mem::take(&mut self.direct_failed) {
+            return None;
+        }
+        Some(match self.error {
+            StackError::PipeClosed => TcpErrorKind::PipeClosed,
+            _ => TcpErrorKind::Other,
+        })
     }
 
     /// An async task reads this open slot's socket itself and the slot has
@@ -313,6 +340,7 @@ impl<St, const RX: usize, const TX: usize> Slot<St, RX, TX> {
     /// of the pool, between polls.
     pub(crate) fn direct_reader_idle(&self) -> bool {
         self.direct_reader
+            && !self.direct_failed
             && self.phase == Phase::Open
             && self.step == Step::Idle
             && self.rx.is_empty()
@@ -416,6 +444,7 @@ impl<St, const RX: usize, const TX: usize> Slot<St, RX, TX> {
         self.eof_reported = false;
         self.short_write = false;
         self.direct_reader = false;
+        self.direct_failed = false;
         self.set_state(SlotState::Open);
     }
 
