@@ -1024,7 +1024,7 @@ mod tests {
     use std::task::Wake;
     use std::vec::Vec;
 
-    use embedded_io_async::{Read, Write};
+    use embedded_io_async::{BufRead, Read, Write};
 
     use super::*;
     use crate::Config;
@@ -1244,6 +1244,72 @@ mod tests {
         // closed, not overwritten.
         assert_eq!(probe.sockets_in_use(), 2);
         drop(second);
+    }
+
+    /// Reads a 4-byte header with `read`, then a line with `fill_buf`, and
+    /// answers with the line.
+    struct HeaderThenLine;
+
+    impl AsyncHandler for HeaderThenLine {
+        async fn serve(&self, conn: &mut AsyncConn<'_>) -> Result<(), CloseReason> {
+            let mut header = [0u8; 4];
+            conn.read_exact(&mut header)
+                .await
+                .map_err(|_| CloseReason::Protocol)?;
+            let mut have = 0;
+            let len = loop {
+                let input = conn.fill_more(have).await?;
+                match input.iter().position(|&b| b == b'\n') {
+                    Some(end) => break end + 1,
+                    None => have = input.len(),
+                }
+            };
+            let mut line = [0u8; 32];
+            let input = conn.fill_more(0).await?;
+            line[..len].copy_from_slice(&input[..len]);
+            conn.consume(len);
+            conn.write_all(&line[..len]).await?;
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn after_a_direct_read_a_stack_that_reports_readiness_still_wakes_the_pool() {
+        let handler = HeaderThenLine;
+        let mut stack = MockStack::new();
+        stack.set_reports_ready(true);
+        let probe = stack.clone();
+        let mut server: AsyncServer<'_, MockStack, HeaderThenLine, 2, 64, 64> =
+            Server::new(Adapter::new(&handler), Config::new());
+        server.listen(&mut stack, 7).unwrap();
+        let client = probe.connect_client(7).unwrap();
+        let mut clock = Still {
+            now: Instant::from_millis(1_000),
+            armed: Vec::new(),
+        };
+        {
+            let mut fut = pin!(serve(
+                &mut server,
+                &mut stack,
+                &handler,
+                &mut clock,
+                core::future::pending::<()>()
+            ));
+            let mut cx = Context::from_waker(Waker::noop());
+            let mut poll = || {
+                for _ in 0..4 {
+                    assert!(fut.as_mut().poll(&mut cx).is_pending());
+                }
+            };
+            // The task waits in a read straight from the socket, gets the
+            // header that way, then waits for a line in the slot.
+            poll();
+            client.send(b"HEAD");
+            poll();
+            client.send(b"a line\n");
+            poll();
+        }
+        assert_eq!(client.recv_all(), b"a line\n");
     }
 
     #[test]

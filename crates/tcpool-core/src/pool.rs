@@ -1038,6 +1038,18 @@ where
         self.slots()[i].interest()
     }
 
+    /// What a driver that sleeps on sockets waits for on slot `i`'s: its
+    /// [`interest`](Self::interest), but not readability while an async
+    /// task reads the socket itself (its own `WouldBlock` registered the
+    /// wake-up; waiting for it again would wake the driver for input that
+    /// only the task takes).
+    pub(crate) fn wait_interest(&self, i: usize) -> Interest {
+        let slot = &self.slots()[i];
+        let mut interest = slot.interest();
+        interest.readable &= !slot.direct_reader();
+        interest
+    }
+
     /// The latest time by which the driver must poll again even if no
     /// socket becomes ready: the nearest idle or linger deadline, the end of
     /// an accept backoff, an eviction becoming possible (while none is), or the time of the

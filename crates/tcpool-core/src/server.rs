@@ -524,7 +524,7 @@ where
             .enumerate()
             .filter_map(|(i, socket)| {
                 let socket = socket.as_ref()?;
-                let interest = self.pool.interest(i);
+                let interest = self.pool.wait_interest(i);
                 (!interest.is_none()).then_some((socket, interest))
             });
         listener.chain(conns)

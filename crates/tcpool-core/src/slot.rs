@@ -349,6 +349,11 @@ impl<St, const RX: usize, const TX: usize> Slot<St, RX, TX> {
             && self.writable_after.is_none()
     }
 
+    /// An async task reads this slot's socket itself.
+    pub(crate) fn direct_reader(&self) -> bool {
+        self.direct_reader
+    }
+
     /// An async handler's task waits (or stops waiting) in a direct read.
     pub(crate) fn set_direct_reader(&mut self, waiting: bool) {
         self.direct_reader = waiting;
@@ -370,7 +375,7 @@ impl<St, const RX: usize, const TX: usize> Slot<St, RX, TX> {
     /// The readiness to wait for on this slot's socket.
     pub(crate) fn interest(&self) -> crate::Interest {
         crate::Interest {
-            readable: self.phase == Phase::Open && !self.rx.is_full() && !self.direct_reader,
+            readable: self.phase == Phase::Open && !self.rx.is_full(),
             writable: !self.tx.is_empty(),
         }
     }
