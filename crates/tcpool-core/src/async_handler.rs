@@ -1106,6 +1106,43 @@ mod tests {
         (client.recv_all(), clock.armed, woke)
     }
 
+    /// Runs `serve` (a still clock, the no-op waker) in blocks of four polls
+    /// over a listening `server`: `script` runs after each block with its
+    /// number, and the run ends with one more block once it returns false.
+    fn in_steps<'h, A: AsyncHandler, const N: usize, const RX: usize, const TX: usize>(
+        server: &mut AsyncServer<'h, MockStack, A, N, RX, TX>,
+        stack: &mut MockStack,
+        handler: &'h A,
+        mut script: impl FnMut(usize) -> bool,
+    ) {
+        let mut clock = Still {
+            now: Instant::from_millis(1_000),
+            armed: Vec::new(),
+        };
+        let mut fut = pin!(serve(
+            server,
+            stack,
+            handler,
+            &mut clock,
+            core::future::pending::<()>()
+        ));
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut block = || {
+            for _ in 0..4 {
+                assert!(fut.as_mut().poll(&mut cx).is_pending());
+            }
+        };
+        let mut step = 0;
+        loop {
+            block();
+            if !script(step) {
+                break;
+            }
+            step += 1;
+        }
+        block();
+    }
+
     /// Echoes through a 512-byte buffer and records its largest read.
     struct Wide {
         largest: Cell<usize>,
@@ -1136,32 +1173,20 @@ mod tests {
         server.listen(&mut stack, 7).unwrap();
         let client = stack.connect_client(7).unwrap();
         let msg: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
-        let mut clock = Still {
-            now: Instant::from_millis(1_000),
-            armed: Vec::new(),
-        };
         let mut got = Vec::new();
-        {
-            let mut fut = pin!(serve(
-                &mut server,
-                &mut stack,
-                &handler,
-                &mut clock,
-                core::future::pending::<()>()
-            ));
-            let mut cx = Context::from_waker(Waker::noop());
-            for chunk in msg.chunks(1000) {
-                client.send(chunk);
-                for _ in 0..4 {
-                    assert!(fut.as_mut().poll(&mut cx).is_pending());
-                }
+        let mut chunks = msg.chunks(1000);
+        in_steps(&mut server, &mut stack, &handler, |step| {
+            if step > 0 {
                 got.extend(client.recv_all());
             }
-            client.shutdown_write();
-            for _ in 0..4 {
-                assert!(fut.as_mut().poll(&mut cx).is_pending());
+            match chunks.next() {
+                Some(chunk) => client.send(chunk) > 0,
+                None => {
+                    client.shutdown_write();
+                    false
+                }
             }
-        }
+        });
         assert_eq!(got, msg, "the echo, byte for byte");
         // Through the slot, no read could return more than its 64 bytes.
         assert_eq!(
@@ -1213,32 +1238,18 @@ mod tests {
             Server::new(Adapter::new(&handler), Config::new());
         server.listen(&mut stack, 7).unwrap();
         let first = probe.connect_client(7).unwrap();
-        let mut clock = Still {
-            now: Instant::from_millis(1_000),
-            armed: Vec::new(),
-        };
-        let second = {
-            let mut fut = pin!(serve(
-                &mut server,
-                &mut stack,
-                &handler,
-                &mut clock,
-                core::future::pending::<()>()
-            ));
-            let mut cx = Context::from_waker(Waker::noop());
-            let mut poll = || {
-                for _ in 0..4 {
-                    assert!(fut.as_mut().poll(&mut cx).is_pending());
-                }
-            };
-            poll(); // accepted; its task waits in a read straight from the socket
-            first.reset();
-            let second = probe.connect_client(7).unwrap();
-            second.send(b"next");
-            poll();
-            assert_eq!(second.recv_all(), b"next", "the next client is served");
-            second
-        };
+        let second = probe.connect_client(7).unwrap();
+        in_steps(&mut server, &mut stack, &handler, |step| {
+            if step == 0 {
+                // The first is accepted, its task waits in a read straight
+                // from the socket; the second waits in the backlog.
+                first.reset();
+                second.send(b"next");
+                return true;
+            }
+            false
+        });
+        assert_eq!(second.recv_all(), b"next", "the next client is served");
         assert_eq!(handler.reasons.borrow().as_slice(), [CloseReason::Reset]);
         // The listener and the second client's socket: the reset one was
         // closed, not overwritten.
@@ -1283,32 +1294,13 @@ mod tests {
             Server::new(Adapter::new(&handler), Config::new());
         server.listen(&mut stack, 7).unwrap();
         let client = probe.connect_client(7).unwrap();
-        let mut clock = Still {
-            now: Instant::from_millis(1_000),
-            armed: Vec::new(),
-        };
-        {
-            let mut fut = pin!(serve(
-                &mut server,
-                &mut stack,
-                &handler,
-                &mut clock,
-                core::future::pending::<()>()
-            ));
-            let mut cx = Context::from_waker(Waker::noop());
-            let mut poll = || {
-                for _ in 0..4 {
-                    assert!(fut.as_mut().poll(&mut cx).is_pending());
-                }
-            };
-            // The task waits in a read straight from the socket, gets the
-            // header that way, then waits for a line in the slot.
-            poll();
-            client.send(b"HEAD");
-            poll();
-            client.send(b"a line\n");
-            poll();
-        }
+        // The task waits in a read straight from the socket, gets the header
+        // that way, then waits for a line in the slot.
+        in_steps(&mut server, &mut stack, &handler, |step| match step {
+            0 => client.send(b"HEAD") > 0,
+            1 => client.send(b"a line\n") > 0,
+            _ => false,
+        });
         assert_eq!(client.recv_all(), b"a line\n");
     }
 
