@@ -234,12 +234,6 @@ impl<S: AsyncBackend + 'static, const N: usize, const RX: usize, const TX: usize
         self.woken.0.swap(false, Ordering::SeqCst)
     }
 
-    /// Whether the tasks moved bytes straight through the stack since the
-    /// last call (progress that asks nothing of the server).
-    fn moved(&self) -> bool {
-        self.tasks.take_moved()
-    }
-
     /// Lends the server to the tasks, runs `poll` on it and the tasks in
     /// turn while they ask for it, and takes the server back.
     fn turn(
@@ -266,7 +260,9 @@ impl<S: AsyncBackend + 'static, const N: usize, const RX: usize, const TX: usize
                 progress |= p;
             }
             let again = self.run_tasks();
-            progress |= self.moved();
+            // Bytes moved straight through the stack ask nothing of the
+            // server, but they are progress.
+            progress |= self.tasks.take_moved();
             if !again {
                 self.more = false;
                 break;

@@ -714,17 +714,15 @@ impl embedded_io_async::Read for AsyncConn<'_> {
             if lane.pending_consume.get() == 0 {
                 // Straight from the socket when nothing buffered comes first.
                 self.release();
-                match self
+                let direct = self
                     .lanes
-                    .move_direct(self.slot, self.id, Direct::Read(&mut *buf))
-                {
-                    DirectIo::Moved(n) => {
-                        lane.reading.set(false);
-                        return Poll::Ready(Ok(n));
-                    }
+                    .move_direct(self.slot, self.id, Direct::Read(&mut *buf));
+                // Waiting on the socket itself: the stack wakes the driver
+                // when input comes, and polls leave the socket to this task.
+                lane.reading.set(direct == DirectIo::WouldBlock);
+                match direct {
+                    DirectIo::Moved(n) => return Poll::Ready(Ok(n)),
                     DirectIo::WouldBlock => {
-                        // The stack wakes the driver when input comes.
-                        lane.reading.set(true);
                         lane.drained.set(true);
                         return Poll::Pending;
                     }
@@ -733,7 +731,6 @@ impl embedded_io_async::Read for AsyncConn<'_> {
                     DirectIo::Changed => self.lanes.kick(),
                     DirectIo::NotNow => {}
                 }
-                lane.reading.set(false);
             }
             let read = self.io(|conn, input| {
                 let n = input.len().min(buf.len());
