@@ -34,7 +34,6 @@ mod support;
 
 use std::io;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Mutex;
 
 use criterion::Criterion;
@@ -226,15 +225,8 @@ fn enough_descriptors() {
 
 fn main() {
     enough_descriptors();
-    let quick = std::env::args().any(|a| a == "--test" || a == "--list" || a == "--profile-time");
-    let plot = std::env::var_os("TCPOOL_BENCH_PLOT").map(PathBuf::from);
-    if let Some(path) = plot
-        .as_ref()
-        .filter(|p| p.extension() != Some("svg".as_ref()))
-    {
-        eprintln!("error: TCPOOL_BENCH_PLOT={path:?}: the plot is an SVG image, name it *.svg");
-        std::process::exit(2);
-    }
+    let quick = support::compare::quick_mode();
+    let plot = support::plot::requested();
     println!("scaling: {}", support::affinity::describe());
     let mut c = support::compare::short_config().configure_from_args();
     for group in Group::all() {

@@ -39,7 +39,6 @@ mod support;
 
 use std::io;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Mutex;
 
 use criterion::Criterion;
@@ -145,17 +144,8 @@ fn benches() {
 }
 
 fn main() {
-    // Criterion's quick modes run each benchmark once (or not at all): no
-    // figures worth a ratio or a plot.
-    let quick = std::env::args().any(|a| a == "--test" || a == "--list" || a == "--profile-time");
-    let plot = std::env::var_os("TCPOOL_BENCH_PLOT").map(PathBuf::from);
-    if let Some(path) = plot
-        .as_ref()
-        .filter(|p| p.extension() != Some("svg".as_ref()))
-    {
-        eprintln!("error: TCPOOL_BENCH_PLOT={path:?}: the plot is an SVG image, name it *.svg");
-        std::process::exit(2);
-    }
+    let quick = support::compare::quick_mode();
+    let plot = support::plot::requested();
     println!("std_peers: {}", support::affinity::describe());
     benches();
     Criterion::default().configure_from_args().final_summary();

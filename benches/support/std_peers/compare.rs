@@ -11,6 +11,12 @@ use super::clients::Workers;
 use super::report::{Contender, Work};
 use super::servers::EchoServer;
 
+/// Criterion runs in a quick mode (`--test`, `--list`, `--profile-time`):
+/// each benchmark once or not at all, no figures worth a ratio or a plot.
+pub fn quick_mode() -> bool {
+    std::env::args().any(|a| a == "--test" || a == "--list" || a == "--profile-time")
+}
+
 /// Short settings: a dozen benchmarks in under a minute on two cores, each
 /// sample a couple of hundred milliseconds of traffic.
 pub fn short_config() -> Criterion {

@@ -5,7 +5,7 @@
 //! an SVG image.
 
 use std::error::Error;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -52,6 +52,18 @@ pub enum Marker {
     Square,
     Disc,
     Diamond,
+}
+
+/// Where `TCPOOL_BENCH_PLOT` asks for the plot, if it does. Exits with an
+/// error before any measuring if the name is not `*.svg` (the plot is an
+/// SVG image).
+pub fn requested() -> Option<PathBuf> {
+    let path = PathBuf::from(std::env::var_os("TCPOOL_BENCH_PLOT")?);
+    if path.extension() != Some("svg".as_ref()) {
+        eprintln!("error: TCPOOL_BENCH_PLOT={path:?}: the plot is an SVG image, name it *.svg");
+        std::process::exit(2);
+    }
+    Some(path)
 }
 
 /// Measures every peer at every client count, prints each point as a
