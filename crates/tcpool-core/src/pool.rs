@@ -212,23 +212,7 @@ impl<H: Handler, const N: usize, const RX: usize, const TX: usize> Pool<H, N, RX
     /// `static` of it lands in `.bss`, not in the flash image. Change the
     /// configuration at start-up with [`set_config`](Self::set_config).
     pub const fn with_default_config(handler: H) -> Self {
-        #[allow(clippy::let_unit_value)]
-        let () = Self::SIZES_OK;
-        Pool {
-            handler,
-            settings: Settings::Default,
-            slots: [const { Slot::new() }; N],
-            ready: ReadyQueue::new(),
-            lru: Lru::new(),
-            timers: DeadlineQueue::new(),
-            stats: Stats::new(),
-            next_id: 0,
-            accept_retry_at: None,
-            listening: false,
-            deferring: false,
-            progressed: false,
-            last_now: Instant::ZERO,
-        }
+        Self::assemble(handler, Settings::Default, [const { Slot::new() }; N])
     }
 }
 
@@ -258,12 +242,22 @@ where
     /// storage `M` (see [`storage`](crate::storage)): with a storage that
     /// allocates, the slots never pass through the stack.
     pub fn new_in(handler: H, config: Config) -> Self {
+        Self::assemble(handler, Settings::Set(config), M::build(Slot::new))
+    }
+
+    /// A pool around `slots` (all free), with nothing scheduled and nothing
+    /// counted yet. `const`, for the inline constructors.
+    const fn assemble(
+        handler: H,
+        settings: Settings,
+        slots: M::Array<Slot<H::State, RX, TX>, N>,
+    ) -> Self {
         #[allow(clippy::let_unit_value)]
         let () = Self::SIZES_OK;
         Pool {
             handler,
-            settings: Settings::Set(config),
-            slots: M::build(Slot::new),
+            settings,
+            slots,
             ready: ReadyQueue::new(),
             lru: Lru::new(),
             timers: DeadlineQueue::new(),
