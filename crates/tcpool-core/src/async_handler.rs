@@ -54,7 +54,7 @@ use core::task::{Poll, Waker};
 use embassy_futures::join::{join, join_array};
 use embassy_futures::select::{Either, select};
 
-use crate::asynch::{AsyncBackend, Clock, ROUNDS_PER_WAKE, drive};
+use crate::asynch::{Armed, AsyncBackend, Clock, ROUNDS_PER_WAKE, drive};
 use crate::backend::Backend;
 use crate::fmt::warning;
 use crate::handler::{CloseReason, Closed, Conn, ConnId, Handler};
@@ -359,7 +359,13 @@ where
         waker: &Waker,
         poll: impl FnOnce(&mut AsyncServer<'h, S, A, N, RX, TX>) -> R,
     ) -> Option<R> {
-        self.waker.replace(Some(waker.clone()));
+        {
+            let mut mine = self.waker.borrow_mut();
+            match mine.as_mut() {
+                Some(w) => w.clone_from(waker),
+                None => *mine = Some(waker.clone()),
+            }
+        }
         self.now.set(now);
         let Ok(mut server) = self.server.try_borrow_mut() else {
             self.end_holders();
@@ -550,6 +556,8 @@ where
 /// `Read`, `BufRead` and `Write` over the slot's buffers.
 pub struct AsyncConn<'a> {
     lanes: &'a dyn Lanes,
+    /// This slot's lane (looked up once).
+    lane: &'a Lane,
     slot: usize,
     id: ConnId,
     peer: SocketAddr,
@@ -572,9 +580,10 @@ impl<'a> AsyncConn<'a> {
         self.lanes.now()
     }
 
+    #[inline]
     fn release(&mut self) {
         if self.held.take().is_some() {
-            self.lanes.lane(self.slot).holding.set(false);
+            self.lane.holding.set(false);
         }
     }
 
@@ -684,7 +693,7 @@ impl<'a> AsyncConn<'a> {
             .lanes
             .input(self.slot, self.id)
             .ok_or(ConnError::Closed)?;
-        self.lanes.lane(self.slot).holding.set(true);
+        self.lane.holding.set(true);
         Ok(&**self.held.insert(held))
     }
 
@@ -706,7 +715,7 @@ impl embedded_io_async::Read for AsyncConn<'_> {
         if buf.is_empty() {
             return Ok(0);
         }
-        let lane = self.lanes.lane(self.slot);
+        let lane = self.lane;
         let n = poll_fn(|_| {
             if lane.drained.get() {
                 return Poll::Pending; // nothing new before the driver's next round
@@ -775,7 +784,7 @@ impl embedded_io_async::BufRead for AsyncConn<'_> {
             Ok(Some(())) => self.lanes.kick(),
             Ok(None) => {
                 // The pool is busy: consume at the next access.
-                let lane = self.lanes.lane(self.slot);
+                let lane = self.lane;
                 lane.pending_consume.set(lane.pending_consume.get() + amt);
             }
             Err(_) => {}
@@ -857,6 +866,7 @@ async fn lane_task<A: AsyncHandler>(slot: usize, handler: &A, lanes: &dyn Lanes)
         };
         let mut conn = AsyncConn {
             lanes,
+            lane,
             slot,
             id,
             peer,
@@ -969,14 +979,15 @@ where
         tasks.lend_stack(handle);
     }
     let tasks = &tasks;
+    let mut armed = Armed::default();
     let driver = poll_fn(|cx| {
         tasks.register_waker(cx.waker());
         let now = clock.now();
         let ran = tasks.step(now, cx.waker(), |server| {
-            drive(server, stack, clock, cx.waker());
+            drive(server, stack, clock, cx.waker(), now, &mut armed)
         });
-        if ran.is_some() {
-            tasks.now.set(clock.now());
+        if let Some(last) = ran {
+            tasks.now.set(last);
         }
         Poll::<()>::Pending
     });

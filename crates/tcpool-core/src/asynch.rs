@@ -179,33 +179,68 @@ where
     F: Future,
 {
     let mut stop = pin!(stop);
+    let mut armed = Armed::default();
     poll_fn(move |cx| {
         if let Poll::Ready(out) = stop.as_mut().poll(cx) {
             return Poll::Ready(out);
         }
-        drive(server, stack, clock, cx.waker());
+        let now = clock.now();
+        drive(server, stack, clock, cx.waker(), now, &mut armed);
         Poll::Pending
     })
     .await
 }
 
+/// The wake-up the driver armed last: a deadline no earlier than one still
+/// to come for the same waker needs no new one (that one fires first, and
+/// its round arms the next).
+#[derive(Default)]
+pub(crate) struct Armed {
+    at: Option<Instant>,
+    waker: Option<Waker>,
+}
+
+impl Armed {
+    fn arm<C: Clock>(&mut self, clock: &mut C, at: Instant, now: Instant, waker: &Waker) {
+        if let (Some(prev), Some(w)) = (self.at, &self.waker)
+            && now < prev
+            && prev <= at
+            && w.will_wake(waker)
+        {
+            return;
+        }
+        clock.wake_at(at, waker);
+        self.at = Some(at);
+        match &mut self.waker {
+            Some(w) => w.clone_from(waker),
+            None => self.waker = Some(waker.clone()),
+        }
+    }
+}
+
 /// One wake-up of the driver: rounds of the server while it has work due
 /// now (at most [`ROUNDS_PER_WAKE`]), then registers what it waits for and
 /// arms the deadline; or, with work still due, wakes itself to come back
-/// after the other tasks had a turn.
+/// after the other tasks had a turn. `now` is the time of the first round;
+/// returns the time of the last.
 pub(crate) fn drive<S, H, C, const N: usize, const RX: usize, const TX: usize>(
     server: &mut Server<S, H, N, RX, TX>,
     stack: &mut S,
     clock: &mut C,
     waker: &Waker,
-) where
+    mut now: Instant,
+    armed: &mut Armed,
+) -> Instant
+where
     S: AsyncBackend,
     H: Handler,
     C: Clock,
 {
     stack.register_waker(waker);
-    for _ in 0..ROUNDS_PER_WAKE {
-        let now = clock.now();
+    for round in 0..ROUNDS_PER_WAKE {
+        if round > 0 {
+            now = clock.now();
+        }
         let backend_at = stack.poll_backend(now);
         server.poll(stack, now);
         let due = earliest(server.poll_at(), backend_at);
@@ -220,12 +255,13 @@ pub(crate) fn drive<S, H, C, const N: usize, const RX: usize, const TX: usize>(
             continue;
         }
         if let Some(t) = due {
-            clock.wake_at(t, waker);
+            armed.arm(clock, t, now, waker);
         }
-        return;
+        return now;
     }
     // Still work due now: come back after the others had a turn.
     waker.wake_by_ref();
+    now
 }
 
 /// The in-memory test stack answers every call at once and has nothing to
@@ -345,6 +381,42 @@ mod tests {
         let mut cx = Context::from_waker(Waker::noop());
         let fut = pin!(run(&mut server, &mut stack, &mut clock, async { 42 }));
         assert_eq!(fut.poll(&mut cx), Poll::Ready(42));
+    }
+
+    /// A clock that records every wake-up armed.
+    #[derive(Default)]
+    struct Arming(std::vec::Vec<Instant>);
+    impl Clock for Arming {
+        fn now(&self) -> Instant {
+            Instant::ZERO
+        }
+        fn wake_at(&mut self, at: Instant, _: &Waker) {
+            self.0.push(at);
+        }
+    }
+
+    #[test]
+    fn a_later_deadline_waits_for_the_wake_up_already_armed() {
+        let ms = Instant::from_millis;
+        let mut clock = Arming::default();
+        let mut armed = Armed::default();
+        let first = Arc::new(Count(AtomicUsize::new(0)));
+        let first = Waker::from(first);
+        armed.arm(&mut clock, ms(100), ms(0), &first);
+        // Later or equal, still to come, same waker: the armed one fires first.
+        armed.arm(&mut clock, ms(150), ms(10), &first);
+        armed.arm(&mut clock, ms(100), ms(20), &first);
+        assert_eq!(clock.0, [ms(100)]);
+        // Earlier: armed.
+        armed.arm(&mut clock, ms(50), ms(30), &first);
+        assert_eq!(clock.0, [ms(100), ms(50)]);
+        // The armed one has come: the next deadline is armed anew.
+        armed.arm(&mut clock, ms(200), ms(50), &first);
+        assert_eq!(clock.0, [ms(100), ms(50), ms(200)]);
+        // Another waker would not be woken by the armed one.
+        let second = Waker::from(Arc::new(Count(AtomicUsize::new(0))));
+        armed.arm(&mut clock, ms(250), ms(60), &second);
+        assert_eq!(clock.0, [ms(100), ms(50), ms(200), ms(250)]);
     }
 
     #[test]

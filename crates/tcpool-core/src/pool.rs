@@ -470,36 +470,44 @@ where
     /// if the connection changed in a way only a poll carries out (the end
     /// of stream, an error that ends it): the slot is ready for the next
     /// poll.
-    #[inline]
+    #[cold]
     pub(crate) fn complete_direct(&mut self, i: usize, now: Instant, event: Event) -> bool {
-        let slot = &mut self.slots.borrow_mut()[i];
         match event {
-            Event::Received(n) => {
-                slot.received_direct(n, now);
-                self.stats.bytes_in += n as u64;
-            }
-            Event::Sent(n) => {
-                slot.sent_direct(n, now);
-                self.stats.bytes_out += n as u64;
-            }
-            Event::WouldBlock => return false,
+            Event::Received(n) if n > 0 => self.moved_direct(i, now, n, true),
+            Event::Sent(n) if n > 0 => self.moved_direct(i, now, n, false),
+            Event::Received(_) | Event::Sent(_) | Event::WouldBlock => {}
             Event::EndOfStream => {
-                slot.peer_finished();
+                self.slots_mut()[i].peer_finished();
                 self.refresh(i);
                 return true;
             }
             Event::Error(kind) => {
                 // Ended at the slot's next turn, by the driver: the task
                 // that failed must not run `on_closed` from inside its read.
-                slot.fail_direct(kind);
+                self.slots_mut()[i].fail_direct(kind);
                 self.ready.push(i);
                 return true;
             }
         }
+        false
+    }
+
+    /// `n` (> 0) bytes moved straight between slot `i`'s socket and its
+    /// async handler: received (`read`) or sent. Counts them and records
+    /// the activity.
+    #[inline]
+    pub(crate) fn moved_direct(&mut self, i: usize, now: Instant, n: usize, read: bool) {
+        let slot = &mut self.slots.borrow_mut()[i];
+        if read {
+            slot.received_direct(n, now);
+            self.stats.bytes_in += n as u64;
+        } else {
+            slot.sent_direct(n, now);
+            self.stats.bytes_out += n as u64;
+        }
         // Activity moved the slot to the back of the activity list; nothing
         // else of its scheduling changed.
         self.lru.push_back(i);
-        false
     }
 
     /// The unconsumed input of the live connection `id` in slot `i`.

@@ -99,6 +99,7 @@ impl<const N: usize> List<N> {
     }
 
     /// Puts slot `i` at the back, moving it if it is in the list.
+    #[inline]
     pub(crate) fn push_back(&mut self, i: usize) {
         if unlink(self.tail) != Some(i) {
             self.remove(i);

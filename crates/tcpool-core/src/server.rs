@@ -361,22 +361,26 @@ where
         let Some(socket) = self.sockets.get_mut(i).and_then(Option::as_mut) else {
             return DirectIo::NotNow;
         };
-        let event = match io {
+        let result = match io {
             // An empty buffer would read as the end of stream.
             Direct::Read([]) | Direct::Write([]) => return DirectIo::Moved(0),
-            Direct::Read(buf) => event(stack.receive(socket, buf), true),
-            Direct::Write(buf) => event(stack.send(socket, buf), false),
+            Direct::Read(buf) => stack.receive(socket, buf),
+            Direct::Write(buf) => stack.send(socket, buf),
         };
-        let moved = match event {
-            Event::Received(n) | Event::Sent(n) => n,
-            _ => 0,
-        };
-        if self.pool.complete_direct(i, now, event) {
-            DirectIo::Changed
-        } else if moved > 0 {
-            DirectIo::Moved(moved)
-        } else {
-            DirectIo::WouldBlock
+        // The common answers first, with no detour through an `Event`.
+        match result {
+            Ok(n) if n > 0 => {
+                self.pool.moved_direct(i, now, n, read);
+                DirectIo::Moved(n)
+            }
+            Err(nb::Error::WouldBlock) => DirectIo::WouldBlock,
+            other => {
+                if self.pool.complete_direct(i, now, event(other, read)) {
+                    DirectIo::Changed
+                } else {
+                    DirectIo::WouldBlock
+                }
+            }
         }
     }
 

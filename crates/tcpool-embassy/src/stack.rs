@@ -61,12 +61,14 @@ impl<const N: usize> embedded_nal::TcpClientStack for PoolStack<'_, '_, N> {
     }
 
     /// Queues bytes: `WouldBlock` when the transmit buffer is full.
+    #[inline]
     fn send(&mut self, socket: &mut TcpHandle, buffer: &[u8]) -> nb::Result<usize, Error> {
         self.with(|inner, _, cx| inner.send(socket, buffer, cx))
     }
 
     /// Reads buffered bytes: `WouldBlock` when none, `Ok(0)` only at the end
     /// of stream.
+    #[inline]
     fn receive(&mut self, socket: &mut TcpHandle, buffer: &mut [u8]) -> nb::Result<usize, Error> {
         self.with(|inner, _, cx| inner.receive(socket, buffer, cx))
     }
