@@ -199,10 +199,14 @@ trait Lanes {
         f: &mut dyn FnMut(&mut Conn<'_>, &[u8]) -> usize,
     ) -> Result<bool, ConnError>;
     fn input(&self, slot: usize, id: ConnId) -> Option<Ref<'_, [u8]>>;
-    /// Moves bytes straight between the connection's socket and `io`'s
-    /// buffer, if a handle on the stack was lent and nothing buffered in
-    /// the slot comes first ([`DirectIo::NotNow`] otherwise).
-    fn move_direct(&self, slot: usize, id: ConnId, io: Direct<'_>) -> DirectIo;
+    /// Receives straight from the connection's socket into `buf`, if a
+    /// handle on the stack was lent and no buffered input comes first
+    /// ([`DirectIo::NotNow`] otherwise).
+    fn read_direct(&self, slot: usize, id: ConnId, buf: &mut [u8]) -> DirectIo;
+    /// Sends straight from `buf` to the connection's socket, if a handle on
+    /// the stack was lent and no queued output comes first
+    /// ([`DirectIo::NotNow`] otherwise).
+    fn write_direct(&self, slot: usize, id: ConnId, buf: &[u8]) -> DirectIo;
     /// Another driver round is needed (output queued, input consumed).
     fn kick(&self);
 }
@@ -470,6 +474,35 @@ where
     }
 }
 
+impl<'h, S, A, P, const N: usize, const RX: usize, const TX: usize> Tasks<'h, S, A, P, N, RX, TX>
+where
+    S: Backend,
+    A: AsyncHandler,
+    P: DerefMut<Target = AsyncServer<'h, S, A, N, RX, TX>>,
+{
+    /// One move straight between a socket and a task's buffer (see
+    /// [`Lanes::read_direct`]); inlined into each, so that the direction is
+    /// known where it runs.
+    #[inline(always)]
+    fn move_direct(&self, slot: usize, id: ConnId, io: Direct<'_>) -> DirectIo {
+        let (Ok(mut stack), Ok(mut server)) =
+            (self.stack.try_borrow_mut(), self.server.try_borrow_mut())
+        else {
+            return DirectIo::NotNow;
+        };
+        let (Some(stack), Some(server)) = (stack.as_mut(), server.as_mut()) else {
+            return DirectIo::NotNow;
+        };
+        let done = server
+            .server
+            .move_direct(stack, slot, id, self.now.get(), io);
+        if matches!(done, DirectIo::Moved(n) if n > 0) {
+            self.moved.set(true);
+        }
+        done
+    }
+}
+
 /// The server lent to [`Tasks`].
 struct Lent<'h, S, A, P, const N: usize, const RX: usize, const TX: usize> {
     server: P,
@@ -523,22 +556,12 @@ where
         Ref::filter_map(server, |s| s.as_ref()?.server.pool().input(slot, id)).ok()
     }
 
-    fn move_direct(&self, slot: usize, id: ConnId, io: Direct<'_>) -> DirectIo {
-        let (Ok(mut stack), Ok(mut server)) =
-            (self.stack.try_borrow_mut(), self.server.try_borrow_mut())
-        else {
-            return DirectIo::NotNow;
-        };
-        let (Some(stack), Some(server)) = (stack.as_mut(), server.as_mut()) else {
-            return DirectIo::NotNow;
-        };
-        let done = server
-            .server
-            .move_direct(stack, slot, id, self.now.get(), io);
-        if matches!(done, DirectIo::Moved(n) if n > 0) {
-            self.moved.set(true);
-        }
-        done
+    fn read_direct(&self, slot: usize, id: ConnId, buf: &mut [u8]) -> DirectIo {
+        self.move_direct(slot, id, Direct::Read(buf))
+    }
+
+    fn write_direct(&self, slot: usize, id: ConnId, buf: &[u8]) -> DirectIo {
+        self.move_direct(slot, id, Direct::Write(buf))
     }
 
     fn kick(&self) {
@@ -702,6 +725,61 @@ impl<'a> AsyncConn<'a> {
         self.until(|conn, _| ((conn.tx_pending() == 0).then_some(()), 0))
             .await
     }
+
+    /// One attempt to read from the slot's buffered input: the way of a
+    /// read that cannot take its input straight from the socket. Kept out
+    /// of line, so that the direct read stays small.
+    #[inline(never)]
+    fn read_buffered(&mut self, buf: &mut [u8]) -> Poll<Result<usize, ConnError>> {
+        let lane = self.lane;
+        let read = self.io(|conn, input| {
+            let n = input.len().min(buf.len());
+            buf[..n].copy_from_slice(&input[..n]);
+            let finished = conn.peer_closed();
+            if n == input.len() && !finished {
+                lane.drained.set(true);
+            }
+            ((n > 0 || finished).then_some(n), n)
+        });
+        match read {
+            Err(e) => Poll::Ready(Err(e)),
+            Ok(Some(Some(n))) => {
+                if n > 0 {
+                    // Room made in the slot: the pool may read more.
+                    self.lanes.kick();
+                }
+                Poll::Ready(Ok(n))
+            }
+            Ok(_) => Poll::Pending,
+        }
+    }
+
+    /// Sends straight to the socket when nothing queued comes first.
+    #[inline]
+    fn write_direct(&mut self, buf: &[u8]) -> DirectIo {
+        self.release();
+        self.lanes.write_direct(self.slot, self.id, buf)
+    }
+
+    /// Queues what fits of `buf` (not empty) in the slot, waiting for room:
+    /// the way of a write that could not go straight to the socket
+    /// (`direct` says why).
+    async fn write_queued(&mut self, buf: &[u8], direct: DirectIo) -> Result<usize, ConnError> {
+        if direct == DirectIo::Changed {
+            // The end of stream or an error: the pool has it, and the
+            // buffered path below reports it.
+            self.lanes.kick();
+        }
+        let n = self
+            .until(|conn, _| match conn.try_write(buf) {
+                Ok(n) => (Some(Ok(n)), 0),
+                Err(crate::WriteError::Full) => (None, 0),
+                Err(_) => (Some(Err(ConnError::Closed)), 0),
+            })
+            .await??;
+        self.lanes.kick();
+        Ok(n)
+    }
 }
 
 impl embedded_io_async::ErrorType for AsyncConn<'_> {
@@ -723,9 +801,7 @@ impl embedded_io_async::Read for AsyncConn<'_> {
             if lane.pending_consume.get() == 0 {
                 // Straight from the socket when nothing buffered comes first.
                 self.release();
-                let direct = self
-                    .lanes
-                    .move_direct(self.slot, self.id, Direct::Read(&mut *buf));
+                let direct = self.lanes.read_direct(self.slot, self.id, buf);
                 // Waiting on the socket itself: the stack wakes the driver
                 // when input comes, and polls leave the socket to this task.
                 lane.reading.set(direct == DirectIo::WouldBlock);
@@ -741,26 +817,7 @@ impl embedded_io_async::Read for AsyncConn<'_> {
                     DirectIo::NotNow => {}
                 }
             }
-            let read = self.io(|conn, input| {
-                let n = input.len().min(buf.len());
-                buf[..n].copy_from_slice(&input[..n]);
-                let finished = conn.peer_closed();
-                if n == input.len() && !finished {
-                    lane.drained.set(true);
-                }
-                ((n > 0 || finished).then_some(n), n)
-            });
-            match read {
-                Err(e) => Poll::Ready(Err(e)),
-                Ok(Some(Some(n))) => {
-                    if n > 0 {
-                        // Room made in the slot: the pool may read more.
-                        self.lanes.kick();
-                    }
-                    Poll::Ready(Ok(n))
-                }
-                Ok(_) => Poll::Pending,
-            }
+            self.read_buffered(buf)
         })
         .await?;
         Ok(n)
@@ -798,25 +855,24 @@ impl embedded_io_async::Write for AsyncConn<'_> {
         if buf.is_empty() {
             return Ok(0);
         }
-        // Straight to the socket when nothing queued comes first.
-        self.release();
-        match self
-            .lanes
-            .move_direct(self.slot, self.id, Direct::Write(buf))
-        {
-            DirectIo::Moved(n) if n > 0 => return Ok(n),
-            DirectIo::Changed => self.lanes.kick(),
-            _ => {}
+        match self.write_direct(buf) {
+            DirectIo::Moved(n) if n > 0 => Ok(n),
+            direct => self.write_queued(buf, direct).await,
         }
-        let n = self
-            .until(|conn, _| match conn.try_write(buf) {
-                Ok(n) => (Some(Ok(n)), 0),
-                Err(crate::WriteError::Full) => (None, 0),
-                Err(_) => (Some(Err(ConnError::Closed)), 0),
-            })
-            .await??;
-        self.lanes.kick();
-        Ok(n)
+    }
+
+    /// Queues all of `buf`, waiting for room as often as needed.
+    async fn write_all(&mut self, mut buf: &[u8]) -> Result<(), ConnError> {
+        while !buf.is_empty() {
+            // Straight to the socket while it takes bytes, without a
+            // future per chunk.
+            let n = match self.write_direct(buf) {
+                DirectIo::Moved(n) if n > 0 => n,
+                direct => self.write_queued(buf, direct).await?,
+            };
+            buf = &buf[n..];
+        }
+        Ok(())
     }
 
     /// Waits until everything queued has been taken by the stack.

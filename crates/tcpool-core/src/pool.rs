@@ -495,9 +495,13 @@ where
     /// `n` (> 0) bytes moved straight between slot `i`'s socket and its
     /// async handler: received (`read`) or sent. Counts them and records
     /// the activity.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn moved_direct(&mut self, i: usize, now: Instant, n: usize, read: bool) {
         let slot = &mut self.slots.borrow_mut()[i];
+        // The activity list is in the order of the slots' last activity: a
+        // slot whose time does not change (more moves within one tick of
+        // the clock) keeps its place among its equals.
+        let later = slot.last_activity() != now;
         if read {
             slot.received_direct(n, now);
             self.stats.bytes_in += n as u64;
@@ -507,7 +511,9 @@ where
         }
         // Activity moved the slot to the back of the activity list; nothing
         // else of its scheduling changed.
-        self.lru.push_back(i);
+        if later {
+            self.lru.push_back(i);
+        }
     }
 
     /// The unconsumed input of the live connection `id` in slot `i`.

@@ -345,7 +345,7 @@ where
     /// (counters, activity, the end of stream, errors) but no copy through
     /// the slot's buffers. Only when nothing buffered in the slot would
     /// have to come first ([`DirectIo::NotNow`] otherwise).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn move_direct(
         &mut self,
         stack: &mut S,

@@ -320,6 +320,12 @@ impl<'d, const N: usize> Pool<'d, N> {
         f(&mut self.inner.borrow_mut(), self.hold)
     }
 
+    /// The sockets, borrowed.
+    #[inline(always)]
+    pub(crate) fn inner(&self) -> core::cell::RefMut<'_, Inner<'d, N>> {
+        self.inner.borrow_mut()
+    }
+
     /// The local address of a socket or listener.
     pub(crate) fn local_addr(&self, socket: &TcpHandle) -> Option<SocketAddr> {
         let inner = self.inner.borrow();

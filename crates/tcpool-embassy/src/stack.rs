@@ -61,16 +61,23 @@ impl<const N: usize> embedded_nal::TcpClientStack for PoolStack<'_, '_, N> {
     }
 
     /// Queues bytes: `WouldBlock` when the transmit buffer is full.
-    #[inline]
+    #[inline(always)]
     fn send(&mut self, socket: &mut TcpHandle, buffer: &[u8]) -> nb::Result<usize, Error> {
-        self.with(|inner, _, cx| inner.send(socket, buffer, cx))
+        // Not through `with`: the async tasks' hot path, kept free of a
+        // call.
+        let waker = self.waker.as_ref().unwrap_or(Waker::noop());
+        let mut cx = Context::from_waker(waker);
+        self.pool.inner().send(socket, buffer, &mut cx)
     }
 
     /// Reads buffered bytes: `WouldBlock` when none, `Ok(0)` only at the end
     /// of stream.
-    #[inline]
+    #[inline(always)]
     fn receive(&mut self, socket: &mut TcpHandle, buffer: &mut [u8]) -> nb::Result<usize, Error> {
-        self.with(|inner, _, cx| inner.receive(socket, buffer, cx))
+        // Not through `with`, as `send`.
+        let waker = self.waker.as_ref().unwrap_or(Waker::noop());
+        let mut cx = Context::from_waker(waker);
+        self.pool.inner().receive(socket, buffer, &mut cx)
     }
 
     /// Lingering close of a connection (see [`Pool`]), or stops a listener.
