@@ -382,7 +382,9 @@ impl<'d, const N: usize> Inner<'d, N> {
     /// deadline. Registers `cx`'s waker for each of these. Returns the
     /// nearest lingering deadline.
     pub(crate) fn maintain(&mut self, cx: &mut Context<'_>, hold: &SynHold) -> Option<EInstant> {
-        let now = EInstant::now();
+        // Read only for a lingering close's deadline: the clock can cost a
+        // critical section.
+        let mut now = None;
         let mut next: Option<EInstant> = None;
         for i in 0..N {
             match self.entries[i].role {
@@ -424,7 +426,7 @@ impl<'d, const N: usize> Inner<'d, N> {
                         self.set_role(i, Role::Free);
                         continue;
                     }
-                    if deadline.is_some_and(|d| now >= d) {
+                    if deadline.is_some_and(|d| *now.get_or_insert_with(EInstant::now) >= d) {
                         debug!("socket {}: lingering close expired, reset", i);
                         socket.abort();
                         self.counters.lingering_resets =

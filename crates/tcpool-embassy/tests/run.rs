@@ -23,7 +23,8 @@ const PORT: u16 = 7;
 const SERVER_SOCKETS: usize = 8;
 const CLIENT_SOCKETS: usize = 16;
 
-type Srv = Server<PoolStack<'static, 'static, SERVER_SOCKETS>, Echo, 4, 512, 512>;
+type Stack = PoolStack<'static, 'static, SERVER_SOCKETS>;
+type Srv = Server<Stack, Echo, 4, 512, 512>;
 
 struct Net {
     server_pool: &'static Pool<'static, SERVER_SOCKETS>,
@@ -313,6 +314,81 @@ fn syns_finding_the_port_full_are_held_then_served() {
     let counters = n.server_pool.counters();
     assert!(counters.held_syns > 0, "{counters:?}");
     assert_eq!(counters.accepted, 5, "{counters:?}");
+}
+
+/// Answers any input with 500 bytes and closes.
+struct ReplyAndClose;
+
+impl tcpool_core::Handler for ReplyAndClose {
+    type State = ();
+
+    fn on_open(&mut self, _: &mut tcpool_core::Conn<'_>) {}
+
+    fn on_data(&mut self, conn: &mut tcpool_core::Conn<'_>, _: &mut (), data: &[u8]) -> usize {
+        conn.write(&[b'r'; 500]);
+        conn.close();
+        data.len()
+    }
+}
+
+#[test]
+fn a_lingering_close_the_peer_never_lets_finish_is_reset_at_its_deadline() {
+    let _clock = support::lock_clock();
+    let wire = Wire::new();
+    let (stack, server_runner, hold) = support::server_stack::<SERVER_SOCKETS>(&wire, 1);
+    let pool = support::leak_pool::<SERVER_SOCKETS>(stack, hold, (4096, 4096), Config::new());
+    // The client's sockets have a 64-byte window.
+    let (cstack, client_runner, chold) = support::client_stack::<CLIENT_SOCKETS>(&wire, 2);
+    let client_pool = support::leak_pool::<CLIENT_SOCKETS>(cstack, chold, (64, 64), Config::new());
+    let mut tasks = vec![server_runner, client_runner];
+    let linger = pool
+        .config()
+        .lingering_close
+        .expect("the default config lingers")
+        .as_millis() as u64;
+    let server = Task::new(async move {
+        let mut stack = pool.stack();
+        let mut server: Server<Stack, ReplyAndClose, 2, 512, 512> =
+            Server::new(ReplyAndClose, ServerConfig::new().with_idle_timeout(None));
+        server.listen(&mut stack, PORT).expect("listen");
+        let mut clock = EmbassyClock;
+        asynch::run(
+            &mut server,
+            &mut stack,
+            &mut clock,
+            core::future::pending::<()>(),
+        )
+        .await;
+    });
+    server.flag.set();
+    tasks.push(server);
+    // A client that sends a byte and never reads: the reply cannot all go
+    // out, so the close cannot finish.
+    let client = Task::new(async move {
+        let addr = SocketAddr::from((SERVER_IP, PORT));
+        let mut conn = client_pool.connect(addr).await.expect("connect");
+        conn.write_all(b"?").await.expect("write");
+        core::future::pending::<()>().await;
+        drop(conn);
+    });
+    client.flag.set();
+    tasks.push(client);
+    let mut n = Net {
+        server_pool: pool,
+        client_pool,
+        tasks,
+    };
+    run_until(&mut n.tasks, 5_000, || pool.stats().closing == 1);
+    let closed_at = support::now_ms();
+    // Still lingering shortly before the deadline...
+    run_until(&mut n.tasks, linger, || {
+        support::now_ms() >= closed_at + linger - 100
+    });
+    assert_eq!(pool.stats().closing, 1, "{:?}", pool.stats());
+    assert_eq!(pool.counters().lingering_resets, 0);
+    // ...reset and reclaimed once it has passed.
+    run_until(&mut n.tasks, 1_000, || pool.stats().closing == 0);
+    assert_eq!(pool.counters().lingering_resets, 1, "{:?}", pool.counters());
 }
 
 /// Whether every client has its echo.
