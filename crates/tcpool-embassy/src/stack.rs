@@ -37,9 +37,14 @@ impl<'p, 'd, const N: usize> PoolStack<'p, 'd, N> {
         &mut self,
         f: impl FnOnce(&mut crate::pool::Inner<'d, N>, &crate::SynHold, &mut Context<'_>) -> R,
     ) -> R {
-        let waker = self.waker.as_ref().unwrap_or(Waker::noop());
-        let mut cx = Context::from_waker(waker);
+        let mut cx = Context::from_waker(self.waker());
         self.pool.with(|inner, hold| f(inner, hold, &mut cx))
+    }
+
+    /// The waker `WouldBlock` answers register (none before one is given).
+    #[inline(always)]
+    fn waker(&self) -> &Waker {
+        self.waker.as_ref().unwrap_or(Waker::noop())
     }
 }
 
@@ -65,8 +70,7 @@ impl<const N: usize> embedded_nal::TcpClientStack for PoolStack<'_, '_, N> {
     fn send(&mut self, socket: &mut TcpHandle, buffer: &[u8]) -> nb::Result<usize, Error> {
         // Not through `with`: the async tasks' hot path, kept free of a
         // call.
-        let waker = self.waker.as_ref().unwrap_or(Waker::noop());
-        let mut cx = Context::from_waker(waker);
+        let mut cx = Context::from_waker(self.waker());
         self.pool.inner().send(socket, buffer, &mut cx)
     }
 
@@ -75,8 +79,7 @@ impl<const N: usize> embedded_nal::TcpClientStack for PoolStack<'_, '_, N> {
     #[inline(always)]
     fn receive(&mut self, socket: &mut TcpHandle, buffer: &mut [u8]) -> nb::Result<usize, Error> {
         // Not through `with`, as `send`.
-        let waker = self.waker.as_ref().unwrap_or(Waker::noop());
-        let mut cx = Context::from_waker(waker);
+        let mut cx = Context::from_waker(self.waker());
         self.pool.inner().receive(socket, buffer, &mut cx)
     }
 
