@@ -114,12 +114,18 @@ pub trait AsyncBackend: Backend {
         None
     }
 
-    /// The backend's own work, done before each round of the server
+    /// The backend's own work, done after each round of the server
     /// (re-arming listeners, finishing lingering closes): anything waited
     /// for registers the waker given last to
     /// [`register_waker`](AsyncBackend::register_waker). Returns the latest
     /// time by which it needs another turn even if no socket wakes the task
     /// (`None`: no deadline). `now` is the driver's [`Clock::now`].
+    ///
+    /// It comes after the server's round so that it sees what the round
+    /// did: a socket the server has just closed must wake the task when
+    /// its close completes (so that the socket returns to the budget and
+    /// listens again), and its lingering deadline must be armed, even if
+    /// nothing else will ever wake the task.
     fn poll_backend(&mut self, now: Instant) -> Option<Instant> {
         let _ = now;
         None
@@ -155,8 +161,8 @@ pub const ROUNDS_PER_WAKE: usize = 8;
 /// output.
 ///
 /// Each time the future is polled it polls `stop`, hands the task's waker
-/// to the stack ([`AsyncBackend::register_waker`]), lets the backend do its
-/// own work ([`AsyncBackend::poll_backend`]) and polls the server. It
+/// to the stack ([`AsyncBackend::register_waker`]), polls the server and
+/// lets the backend do its own work ([`AsyncBackend::poll_backend`]). It
 /// repeats that while the server has work due now or one of its interests
 /// is ready (at most [`ROUNDS_PER_WAKE`] times, then yields). Otherwise it
 /// has registered the server's interests
@@ -241,8 +247,8 @@ where
         if round > 0 {
             now = clock.now();
         }
-        let backend_at = stack.poll_backend(now);
         server.poll(stack, now);
+        let backend_at = stack.poll_backend(now);
         let due = earliest(server.poll_at(), backend_at);
         if due.is_some_and(|t| t <= now) {
             continue;

@@ -6,7 +6,7 @@
 //!
 //! The server is polled as tcpool's async driver (`asynch::run`) polls it:
 //! the harness hands the stack a waker (`AsyncBackend::register_waker`),
-//! lets the backend work (`poll_backend`), and polls the server again only
+//! polls it and lets the backend work (`poll_backend`), and polls again only
 //! when that waker was woken by a socket or a deadline (the server's
 //! `poll_at`, the backend's own) has come. A server or backend that forgets
 //! to register for a wake-up stalls the scenario.
@@ -99,14 +99,15 @@ impl EmbassyHarness {
     }
 
     /// Polls the server as the async driver would: with its waker handed
-    /// to the stack, after the backend's own work, and with its interests
-    /// registered afterwards.
+    /// to the stack, followed by the backend's own work (which sees the
+    /// closes of the server's round), and with its interests registered
+    /// afterwards.
     fn poll_server(&mut self, server: &mut dyn Drive<Stack>) {
         let now = self.now;
         let stack = self.stack.as_mut().expect("stack");
         stack.inner_mut().register_waker(&self.waker);
-        self.backend_at = stack.inner_mut().poll_backend(now);
         server.poll(stack, now);
+        self.backend_at = stack.inner_mut().poll_backend(now);
         let mut ready = false;
         for (socket, interest) in server.interests() {
             ready |= stack.inner_mut().register_interest(socket, interest);

@@ -6,6 +6,7 @@
 mod support;
 
 use std::cell::Cell;
+use std::future::{Future, pending};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
@@ -14,8 +15,10 @@ use embedded_io_async::{Read, Write};
 use embedded_nal_async::TcpConnect;
 use support::{SERVER_IP, Task};
 use tcpool_conformance::Echo;
+use tcpool_core::async_handler::{self, Adapter, AsyncConn, AsyncHandler, AsyncServer};
 use tcpool_core::asynch::{self, Clock};
-use tcpool_core::{Config as ServerConfig, Instant, Server, WhenFull};
+use tcpool_core::{CloseReason, Config as ServerConfig, Instant, Server, WhenFull};
+use tcpool_embassy::embassy_net::tcp::TcpSocket;
 use tcpool_embassy::sim::Wire;
 use tcpool_embassy::{Config, EmbassyClock, ListenConfig, Pool, PoolStack};
 
@@ -69,6 +72,33 @@ fn run_until(tasks: &mut [Task<'_>], limit_ms: u64, mut done: impl FnMut() -> bo
         assert!(support::now_ms() < end, "not done after {limit_ms} ms");
         let mut spins = 0;
         while tasks.iter_mut().any(|t| t.poll_if_woken()) {
+            spins += 1;
+            assert!(spins < 100_000, "tasks keep waking each other");
+        }
+        if done() {
+            break;
+        }
+        support::advance_ms(1);
+    }
+}
+
+/// As [`run_until`], but every woken task has its turn before any is
+/// polled again (as in embassy's executor, whose run queue is in the order
+/// of the wake-ups), rather than the first woken task again and again:
+/// clients started together then really act at once.
+fn run_in_turn_until(tasks: &mut [Task<'_>], limit_ms: u64, mut done: impl FnMut() -> bool) {
+    let end = support::now_ms() + limit_ms;
+    while !done() {
+        assert!(support::now_ms() < end, "not done after {limit_ms} ms");
+        let mut spins = 0;
+        loop {
+            let mut any = false;
+            for t in tasks.iter_mut() {
+                any |= t.poll_if_woken();
+            }
+            if !any {
+                break;
+            }
             spins += 1;
             assert!(spins < 100_000, "tasks keep waking each other");
         }
@@ -389,6 +419,119 @@ fn a_lingering_close_the_peer_never_lets_finish_is_reset_at_its_deadline() {
     // ...reset and reclaimed once it has passed.
     run_until(&mut n.tasks, 1_000, || pool.stats().closing == 0);
     assert_eq!(pool.counters().lingering_resets, 1, "{:?}", pool.counters());
+}
+
+/// The budget of a pool with no socket to spare.
+const TIGHT: usize = 4;
+
+type TightStack = PoolStack<'static, 'static, TIGHT>;
+
+/// An async echo.
+struct AsyncEcho;
+
+impl AsyncHandler for AsyncEcho {
+    async fn serve(&self, conn: &mut AsyncConn<'_>) -> Result<(), CloseReason> {
+        let mut buf = [0u8; 256];
+        loop {
+            let n = conn.read(&mut buf).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            conn.write_all(&buf[..n]).await?;
+        }
+    }
+}
+
+#[test]
+fn a_budget_with_no_spare_socket_listens_again_after_its_connections_close() {
+    tight_budget_burst(|pool| async move {
+        let mut stack = pool.stack();
+        let mut server: Server<TightStack, Echo, TIGHT, 512, 512> =
+            Server::new(Echo, ServerConfig::new().with_when_full(WhenFull::Defer));
+        server.listen(&mut stack, PORT).expect("listen");
+        let mut clock = EmbassyClock;
+        asynch::run(&mut server, &mut stack, &mut clock, pending::<()>()).await;
+    });
+}
+
+#[test]
+fn a_budget_with_no_spare_socket_listens_again_after_async_handlers_close() {
+    tight_budget_burst(|pool| async move {
+        let handler = AsyncEcho;
+        let mut stack = pool.stack();
+        let mut server: AsyncServer<'_, TightStack, AsyncEcho, TIGHT, 512, 512> = Server::new(
+            Adapter::new(&handler),
+            ServerConfig::new().with_when_full(WhenFull::Defer),
+        );
+        server.listen(&mut stack, PORT).expect("listen");
+        let mut clock = EmbassyClock;
+        async_handler::serve(
+            &mut server,
+            &mut stack,
+            &handler,
+            &mut clock,
+            pending::<()>(),
+        )
+        .await;
+    });
+}
+
+/// 16 clients at once (embassy-net sockets) against a pool of 4 sockets
+/// for 4 slots: while the slots are busy no socket listens and later SYNs
+/// are held. Once the connections close, only those closes can wake the
+/// server to reclaim their sockets and listen again (held SYNs wake
+/// nobody). Before the backend's work followed the server's round, the
+/// server slept forever with every socket closed and none listening.
+fn tight_budget_burst<F: Future<Output = ()> + 'static>(
+    server: impl FnOnce(&'static Pool<'static, TIGHT>) -> F,
+) {
+    let _clock = support::lock_clock();
+    let wire = Wire::new();
+    let (stack, server_runner, hold) = support::server_stack::<TIGHT>(&wire, 1);
+    let pool = support::leak_pool::<TIGHT>(
+        stack,
+        hold,
+        (4096, 4096),
+        Config {
+            listen: ListenConfig::new(TIGHT as u8, TIGHT as u8),
+            ..Config::new()
+        },
+    );
+    let (cstack, client_runner, _) = support::client_stack::<CLIENT_SOCKETS>(&wire, 2);
+    let mut tasks = vec![server_runner, client_runner];
+    let server = Task::new(server(pool));
+    server.flag.set();
+    tasks.push(server);
+    let mut results = Vec::new();
+    for i in 0..CLIENT_SOCKETS as u8 {
+        let got = Rc::new(Cell::new(None));
+        let g = got.clone();
+        // Each client sends, reads its echo and closes at once.
+        let task = Task::new(async move {
+            let [rx, tx] = support::leak_buffers::<2>(4096);
+            let mut socket = TcpSocket::new(cstack, rx, tx);
+            socket.connect((SERVER_IP, PORT)).await.expect("connect");
+            let msg = vec![b'a' + i; 64];
+            socket.write_all(&msg).await.expect("write");
+            let mut buf = vec![0u8; msg.len()];
+            socket.read_exact(&mut buf).await.expect("read the echo");
+            g.set(Some(buf));
+            socket.close();
+            let _ = socket.flush().await;
+        });
+        task.flag.set();
+        tasks.push(task);
+        results.push(got);
+    }
+    // Not `pool.stats()` while waiting: it reclaims closed sockets itself.
+    let r = results.clone();
+    run_in_turn_until(&mut tasks, 60_000, || all_received(&r));
+    for (i, g) in results.iter().enumerate() {
+        assert_eq!(g.take(), Some(vec![b'a' + i as u8; 64]), "client {i}");
+    }
+    let counters = pool.counters();
+    assert_eq!(counters.accepted, CLIENT_SOCKETS as u32, "{counters:?}");
+    assert!(counters.held_syns > 0, "{counters:?}");
 }
 
 /// Whether every client has its echo.
