@@ -386,6 +386,10 @@ impl<S: tcpool_core::AsyncBackend> tcpool_core::AsyncBackend for FaultyStack<S> 
         self.inner.poll_backend(now)
     }
 
+    fn quiet(&self) -> bool {
+        self.inner.quiet()
+    }
+
     /// A handle on the same wrapped stack and the same faults (one RNG, one
     /// count), if the wrapped stack can be shared.
     fn share(&self) -> Option<Self> {

@@ -184,6 +184,8 @@ struct Lane {
     /// The task waits in a `read` straight from the socket: the driver
     /// leaves the socket to it.
     reading: Cell<bool>,
+    /// The task's handler is running.
+    serving: Cell<bool>,
 }
 
 /// The pool as the connection tasks see it, without its stack and sizes.
@@ -288,6 +290,11 @@ where
     /// [`serve`] runs the rounds itself (it reads `kicked`): a task asking
     /// for one need not wake the waker.
     batching: Cell<bool>,
+    /// The driver's last round (in [`serve`]) left it waiting for none of
+    /// the server's sockets, and no task asked for a round since.
+    unwatched: Cell<bool>,
+    /// The deadline the driver's last round armed.
+    due: Cell<Option<Instant>>,
     _server: PhantomData<fn(&'h A, S)>,
 }
 
@@ -320,6 +327,8 @@ where
             waker: RefCell::new(None),
             kicked: Cell::new(false),
             batching: Cell::new(false),
+            unwatched: Cell::new(false),
+            due: Cell::new(None),
             _server: PhantomData,
         }
     }
@@ -402,6 +411,35 @@ where
         for lane in &self.lanes {
             lane.drained.set(false);
         }
+    }
+
+    /// Whether a wake-up at `now` can only be for the tasks, so that
+    /// [`serve`] may skip the server's round: its last round left the
+    /// driver waiting for none of the server's sockets (nothing to accept,
+    /// no queued output, every connection's input left to its task), no
+    /// task asked for a round since, every task with a connection still
+    /// waits in a read straight from its socket (so a round would leave
+    /// every socket to them again), the deadline has not come, no task
+    /// holds the pool, and the waker is the one registered. Then the tasks
+    /// just read what their sockets brought; if so, this is their new
+    /// round.
+    fn idle_wake(&self, now: Instant, waker: &Waker) -> bool {
+        let idle = self.due.get().is_none_or(|due| now < due)
+            && self
+                .lanes
+                .iter()
+                .all(|lane| !lane.serving.get() || lane.reading.get())
+            && self.server.try_borrow_mut().is_ok()
+            && self
+                .waker
+                .borrow()
+                .as_ref()
+                .is_some_and(|w| w.will_wake(waker));
+        if idle {
+            self.now.set(now);
+            self.new_round();
+        }
+        idle
     }
 
     /// The connection tasks, one per slot, in one future that never
@@ -566,6 +604,7 @@ where
 
     fn kick(&self) {
         self.kicked.set(true);
+        self.unwatched.set(false);
         if self.batching.get() {
             return; // `serve` polls the driver again before it sleeps
         }
@@ -935,11 +974,13 @@ async fn lane_task<A: AsyncHandler>(slot: usize, handler: &A, lanes: &dyn Lanes)
                 Poll::Pending
             }
         });
+        lane.serving.set(true);
         let result = match select(handler.serve(&mut conn), killed).await {
             Either::First(result) => Some(result),
             Either::Second(()) => None,
         };
         drop(conn);
+        lane.serving.set(false);
         lane.holding.set(false);
         lane.reading.set(false);
         // The handler's verdict; or, if its future was dropped while the
@@ -969,6 +1010,15 @@ async fn lane_task<A: AsyncHandler>(slot: usize, handler: &A, lanes: &dyn Lanes)
 /// while a task queued output, consumed input, set a deadline or ended its
 /// connection (at most [`ROUNDS_PER_WAKE`] times, then it yields): a reply
 /// reaches the stack in the wake-up that read its request.
+///
+/// A busy pool is woken mostly by its tasks' sockets bringing input. Such a
+/// wake-up runs the tasks without the server's round when nothing else can
+/// need it: the last round left the driver waiting for none of the
+/// server's sockets (nothing to accept, no queued output), every task with
+/// a connection waits in a read straight from its socket, no task asked
+/// for a round since, the deadline has not come, the backend has nothing
+/// of its own to do ([`AsyncBackend::quiet`]), and the executor's waker is
+/// the one registered.
 ///
 /// ```
 /// use core::pin::pin;
@@ -1037,13 +1087,22 @@ where
     let tasks = &tasks;
     let mut armed = Armed::default();
     let driver = poll_fn(|cx| {
-        tasks.register_waker(cx.waker());
+        // Most wake-ups of a busy pool are a task's socket bringing input:
+        // when nothing else can need the server, the tasks go on without
+        // its round.
+        let quiet = tasks.unwatched.get() && stack.quiet();
         let now = clock.now();
+        if quiet && tasks.idle_wake(now, cx.waker()) {
+            return Poll::Pending;
+        }
+        tasks.register_waker(cx.waker());
         let ran = tasks.step(now, cx.waker(), |server| {
             drive(server, stack, clock, cx.waker(), now, &mut armed)
         });
-        if let Some(last) = ran {
-            tasks.now.set(last);
+        if let Some(rest) = ran {
+            tasks.now.set(rest.now);
+            tasks.unwatched.set(rest.unwatched);
+            tasks.due.set(rest.due);
         }
         Poll::<()>::Pending
     });
@@ -1138,6 +1197,59 @@ mod tests {
                 conn.write_all(&buf[..n]).await?;
             }
         }
+    }
+
+    #[test]
+    fn a_wake_up_skips_the_servers_round_only_when_nothing_can_need_it() {
+        let handler = Echo {
+            deadline: None,
+            served: Cell::new(0),
+        };
+        let mut stack = MockStack::new();
+        let mut server: AsyncServer<'_, MockStack, Echo, 2, 64, 64> =
+            Server::new(Adapter::new(&handler), Config::new());
+        server.listen(&mut stack, 7).unwrap();
+        let tasks = Tasks::new();
+        tasks.lend(&mut server);
+        let waker = Waker::from(Arc::new(Count(AtomicUsize::new(0))));
+        let ms = Instant::from_millis;
+        tasks.step(ms(5), &waker, |_| ());
+        // As `serve` leaves it after a round that watches none of the
+        // server's sockets, with a deadline at 10 ms.
+        let rest = || {
+            tasks.unwatched.set(true);
+            tasks.due.set(Some(ms(10)));
+        };
+        rest();
+        tasks.lanes[0].drained.set(true);
+        assert!(tasks.idle_wake(ms(6), &waker));
+        // The tasks' own round: new input may be there, at the new time.
+        assert!(!tasks.lanes[0].drained.get());
+        assert_eq!(tasks.now.get(), ms(6));
+        // The deadline has come.
+        assert!(!tasks.idle_wake(ms(10), &waker));
+        // Another waker: what was registered with the old one may not wake
+        // this one.
+        let other = Waker::from(Arc::new(Count(AtomicUsize::new(0))));
+        assert!(!tasks.idle_wake(ms(6), &other));
+        // A task serves a connection and does not wait in a read: the
+        // server's round would read its socket for it.
+        tasks.lanes[1].serving.set(true);
+        assert!(!tasks.idle_wake(ms(6), &waker));
+        tasks.lanes[1].reading.set(true);
+        assert!(tasks.idle_wake(ms(6), &waker));
+        // A task holds the pool (a `fill_buf` slice): the round ends it.
+        {
+            let _held = tasks.server.borrow();
+            assert!(!tasks.idle_wake(ms(6), &waker));
+        }
+        assert!(tasks.idle_wake(ms(6), &waker));
+        // A task asks for a round (queued output, consumed input, a close).
+        Lanes::kick(&tasks);
+        assert!(!tasks.unwatched.get());
+        rest();
+        assert!(tasks.idle_wake(ms(6), &waker));
+        assert!(tasks.take().is_some());
     }
 
     /// Polls `serve` once over the mock stack with one client that sent

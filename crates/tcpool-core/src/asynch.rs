@@ -130,6 +130,21 @@ pub trait AsyncBackend: Backend {
         let _ = now;
         None
     }
+
+    /// Whether the backend has nothing of its own to do or to wait for
+    /// now: [`poll_backend`](AsyncBackend::poll_backend) would change
+    /// nothing and register nothing (no socket listening, no handshake
+    /// waiting to be accepted, no close in progress, and nothing changed
+    /// since its last call). Then a wake-up of the task cannot be for the
+    /// backend, and [`async_handler::serve`](crate::async_handler::serve)
+    /// skips the server's round on a wake-up that only its connection tasks
+    /// can need (see there).
+    ///
+    /// `false` (the default) is always correct: every wake-up then polls
+    /// the server.
+    fn quiet(&self) -> bool {
+        false
+    }
 }
 
 /// The time source of the async driver, and its way to sleep until an
@@ -224,11 +239,23 @@ impl Armed {
     }
 }
 
+/// How one wake-up of the driver ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Rest {
+    /// The time of the last round.
+    pub(crate) now: Instant,
+    /// It sleeps waiting for none of the server's sockets (no interest),
+    /// only for `due`: until then, only the backend's own sockets or
+    /// someone else's can wake the task.
+    pub(crate) unwatched: bool,
+    /// The deadline armed (`None`: none).
+    pub(crate) due: Option<Instant>,
+}
+
 /// One wake-up of the driver: rounds of the server while it has work due
 /// now (at most [`ROUNDS_PER_WAKE`]), then registers what it waits for and
 /// arms the deadline; or, with work still due, wakes itself to come back
-/// after the other tasks had a turn. `now` is the time of the first round;
-/// returns the time of the last.
+/// after the other tasks had a turn. `now` is the time of the first round.
 pub(crate) fn drive<S, H, C, const N: usize, const RX: usize, const TX: usize>(
     server: &mut Server<S, H, N, RX, TX>,
     stack: &mut S,
@@ -236,7 +263,7 @@ pub(crate) fn drive<S, H, C, const N: usize, const RX: usize, const TX: usize>(
     waker: &Waker,
     mut now: Instant,
     armed: &mut Armed,
-) -> Instant
+) -> Rest
 where
     S: AsyncBackend,
     H: Handler,
@@ -253,8 +280,9 @@ where
         if due.is_some_and(|t| t <= now) {
             continue;
         }
-        let mut ready = false;
+        let (mut ready, mut watched) = (false, false);
         for (socket, interest) in server.interests() {
+            watched = true;
             ready |= stack.register_interest(socket, interest);
         }
         if ready {
@@ -263,11 +291,19 @@ where
         if let Some(t) = due {
             armed.arm(clock, t, now, waker);
         }
-        return now;
+        return Rest {
+            now,
+            unwatched: !watched,
+            due,
+        };
     }
     // Still work due now: come back after the others had a turn.
     waker.wake_by_ref();
-    now
+    Rest {
+        now,
+        unwatched: false,
+        due: Some(now),
+    }
 }
 
 /// The in-memory test stack answers every call at once and has nothing to
@@ -284,6 +320,11 @@ impl AsyncBackend for crate::mock::MockStack {
 
     fn register_interest(&mut self, _socket: &Self::TcpSocket, _interest: Interest) -> bool {
         false
+    }
+
+    /// The in-memory stack has no work of its own.
+    fn quiet(&self) -> bool {
+        true
     }
 }
 

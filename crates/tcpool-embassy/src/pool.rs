@@ -320,6 +320,21 @@ impl<'d, const N: usize> Pool<'d, N> {
         f(&mut self.inner.borrow_mut(), self.hold)
     }
 
+    /// Whether maintenance has nothing to do or wait for (see
+    /// [`PoolStack`](crate::PoolStack)'s `AsyncBackend::quiet`).
+    pub(crate) fn quiet(&self) -> bool {
+        let Ok(inner) = self.inner.try_borrow() else {
+            return false;
+        };
+        !inner.dirty
+            && inner.entries.iter().all(|e| {
+                matches!(
+                    e.role,
+                    Role::Free | Role::Reserved { .. } | Role::Open { .. } | Role::Connecting
+                )
+            })
+    }
+
     /// The sockets, borrowed.
     #[inline(always)]
     pub(crate) fn inner(&self) -> core::cell::RefMut<'_, Inner<'d, N>> {

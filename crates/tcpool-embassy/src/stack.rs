@@ -146,4 +146,12 @@ impl<const N: usize> AsyncBackend for PoolStack<'_, '_, N> {
         self.with(|inner, hold, cx| inner.maintain(cx, hold))
             .map(|t| Instant::from_millis(t.as_millis().saturating_add(1)))
     }
+
+    /// No socket listens, waits to be accepted or closes, and no role
+    /// changed since the last maintenance: every socket of the budget is
+    /// free, reserved or carries a connection (or the pool is busy
+    /// elsewhere, which is not quiet).
+    fn quiet(&self) -> bool {
+        self.pool.quiet()
+    }
 }

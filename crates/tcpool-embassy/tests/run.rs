@@ -15,6 +15,7 @@ use embedded_io_async::{Read, Write};
 use embedded_nal_async::TcpConnect;
 use support::{SERVER_IP, Task};
 use tcpool_conformance::Echo;
+use tcpool_core::AsyncBackend;
 use tcpool_core::async_handler::{self, Adapter, AsyncConn, AsyncHandler, AsyncServer};
 use tcpool_core::asynch::{self, Clock};
 use tcpool_core::{CloseReason, Config as ServerConfig, Instant, Server, WhenFull};
@@ -474,6 +475,66 @@ fn a_budget_with_no_spare_socket_listens_again_after_async_handlers_close() {
         )
         .await;
     });
+}
+
+#[test]
+fn the_backend_is_quiet_only_while_no_socket_listens_or_closes() {
+    let _clock = support::lock_clock();
+    let wire = Wire::new();
+    let (stack, server_runner, hold) = support::server_stack::<TIGHT>(&wire, 1);
+    let pool = support::leak_pool::<TIGHT>(
+        stack,
+        hold,
+        (4096, 4096),
+        Config {
+            listen: ListenConfig::new(TIGHT as u8, TIGHT as u8),
+            ..Config::new()
+        },
+    );
+    let (cstack, client_runner, _) = support::client_stack::<CLIENT_SOCKETS>(&wire, 2);
+    let mut tasks = vec![server_runner, client_runner];
+    let server = Task::new(async move {
+        let mut stack = pool.stack();
+        let mut server: Server<TightStack, Echo, TIGHT, 512, 512> =
+            Server::new(Echo, ServerConfig::new());
+        server.listen(&mut stack, PORT).expect("listen");
+        asynch::run(&mut server, &mut stack, &mut EmbassyClock, pending::<()>()).await;
+    });
+    server.flag.set();
+    tasks.push(server);
+    run_until(&mut tasks, 100, || pool.stats().listening == TIGHT);
+    let quiet = || AsyncBackend::quiet(&pool.stack());
+    assert!(!quiet(), "{:?}", pool.stats());
+    // One client per socket, each keeping its connection: every socket
+    // carries a connection, none listens.
+    let echoed = Rc::new(Cell::new(0));
+    let close = Rc::new(Cell::new(false));
+    for _ in 0..TIGHT {
+        let (echoed, close) = (echoed.clone(), close.clone());
+        let task = Task::new(async move {
+            let [rx, tx] = support::leak_buffers::<2>(4096);
+            let mut socket = TcpSocket::new(cstack, rx, tx);
+            socket.connect((SERVER_IP, PORT)).await.expect("connect");
+            socket.write_all(b"hi").await.expect("write");
+            let mut buf = [0u8; 2];
+            socket.read_exact(&mut buf).await.expect("read the echo");
+            echoed.set(echoed.get() + 1);
+            while !close.get() {
+                embassy_time::Timer::after_millis(1).await;
+            }
+            socket.close();
+            let _ = socket.flush().await;
+        });
+        task.flag.set();
+        tasks.push(task);
+    }
+    run_until(&mut tasks, 5_000, || echoed.get() == TIGHT);
+    assert!(quiet(), "{:?}", pool.stats());
+    // Their closes make it busy again, until the sockets listen again.
+    close.set(true);
+    run_until(&mut tasks, 100, || !quiet());
+    run_until(&mut tasks, 5_000, || pool.stats().listening == TIGHT);
+    assert!(!quiet());
 }
 
 /// 16 clients at once (embassy-net sockets) against a pool of 4 sockets
