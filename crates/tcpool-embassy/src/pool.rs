@@ -780,7 +780,7 @@ impl<'d, const N: usize> Inner<'d, N> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn send(
         &mut self,
         socket: &TcpHandle,
@@ -799,7 +799,7 @@ impl<'d, const N: usize> Inner<'d, N> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn receive(
         &mut self,
         socket: &TcpHandle,
