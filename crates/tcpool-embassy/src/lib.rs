@@ -45,7 +45,10 @@
 //! The budget must cover the server's `max_connections`, each listener's
 //! `max_queued`, the outgoing connections and the sockets still finishing a
 //! close; the embassy-net `StackResources` must have room for the `N`
-//! sockets of the pool plus its own.
+//! sockets of the pool plus its own. A smaller budget (as many sockets as
+//! slots, say) serves everyone too, only later: behind a [`HoldSyns`]
+//! driver, SYNs that find no socket listening are held, not reset, and a
+//! socket listens again as soon as its close has completed.
 //!
 //! ## Features
 //!
