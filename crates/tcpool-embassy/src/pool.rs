@@ -327,11 +327,11 @@ impl<'d, const N: usize> Pool<'d, N> {
             return false;
         };
         !inner.dirty
-            && inner.entries.iter().all(|e| {
-                matches!(
-                    e.role,
-                    Role::Free | Role::Reserved { .. } | Role::Open { .. } | Role::Connecting
-                )
+            && inner.entries.iter().all(|e| match e.role {
+                Role::Free | Role::Reserved { .. } | Role::Open { .. } | Role::Connecting => true,
+                // Until a SYN arrives, maintenance leaves it as it is.
+                Role::Listening { .. } => e.socket.state() == State::Listen,
+                Role::Pending { .. } | Role::Closing { .. } => false,
             })
     }
 

@@ -147,10 +147,9 @@ impl<const N: usize> AsyncBackend for PoolStack<'_, '_, N> {
             .map(|t| Instant::from_millis(t.as_millis().saturating_add(1)))
     }
 
-    /// No socket listens, waits to be accepted or closes, and no role
-    /// changed since the last maintenance: every socket of the budget is
-    /// free, reserved or carries a connection (or the pool is busy
-    /// elsewhere, which is not quiet).
+    /// No listening socket has caught a SYN, none waits to be accepted or
+    /// closes, and no role changed since the last maintenance (a pool
+    /// borrowed elsewhere is not quiet).
     fn quiet(&self) -> bool {
         self.pool.quiet()
     }
