@@ -38,16 +38,7 @@ struct Net {
 
 fn net(listen: ListenConfig) -> Net {
     let wire = Wire::new();
-    let (stack, server_runner, hold) = support::server_stack::<SERVER_SOCKETS>(&wire, 1);
-    let server_pool = support::leak_pool::<SERVER_SOCKETS>(
-        stack,
-        hold,
-        (4096, 4096),
-        Config {
-            listen,
-            ..Config::new()
-        },
-    );
+    let (server_pool, server_runner) = server_pool::<SERVER_SOCKETS>(&wire, listen);
     let (cstack, client_runner, chold) = support::client_stack::<CLIENT_SOCKETS>(&wire, 2);
     let client_pool = support::leak_pool::<CLIENT_SOCKETS>(
         cstack,
@@ -65,29 +56,29 @@ fn net(listen: ListenConfig) -> Net {
     }
 }
 
-/// Runs every ready task until none is, then moves the clock 1 ms; until
-/// `done` or `limit_ms` of simulated time.
-fn run_until(tasks: &mut [Task<'_>], limit_ms: u64, mut done: impl FnMut() -> bool) {
-    let end = support::now_ms() + limit_ms;
-    while !done() {
-        assert!(support::now_ms() < end, "not done after {limit_ms} ms");
-        let mut spins = 0;
-        while tasks.iter_mut().any(|t| t.poll_if_woken()) {
-            spins += 1;
-            assert!(spins < 100_000, "tasks keep waking each other");
-        }
-        if done() {
-            break;
-        }
-        support::advance_ms(1);
-    }
+/// The server's pool of `N` sockets (4 KiB buffers each way) listening
+/// with `listen`, on the wire's server end, and its stack's runner.
+fn server_pool<const N: usize>(
+    wire: &Wire,
+    listen: ListenConfig,
+) -> (&'static Pool<'static, N>, Task<'static>) {
+    let (stack, runner, hold) = support::server_stack::<N>(wire, 1);
+    let config = Config {
+        listen,
+        ..Config::new()
+    };
+    (
+        support::leak_pool::<N>(stack, hold, (4096, 4096), config),
+        runner,
+    )
 }
 
-/// As [`run_until`], but every woken task has its turn before any is
-/// polled again (as in embassy's executor, whose run queue is in the order
-/// of the wake-ups), rather than the first woken task again and again:
-/// clients started together then really act at once.
-fn run_in_turn_until(tasks: &mut [Task<'_>], limit_ms: u64, mut done: impl FnMut() -> bool) {
+/// Runs every woken task until none is, then moves the clock 1 ms; until
+/// `done` or `limit_ms` of simulated time. Every woken task has its turn
+/// before any is polled again (as in embassy's executor, whose run queue is
+/// in the order of the wake-ups): clients started together really act at
+/// once.
+fn run_until(tasks: &mut [Task<'_>], limit_ms: u64, mut done: impl FnMut() -> bool) {
     let end = support::now_ms() + limit_ms;
     while !done() {
         assert!(support::now_ms() < end, "not done after {limit_ms} ms");
@@ -366,8 +357,7 @@ impl tcpool_core::Handler for ReplyAndClose {
 fn a_lingering_close_the_peer_never_lets_finish_is_reset_at_its_deadline() {
     let _clock = support::lock_clock();
     let wire = Wire::new();
-    let (stack, server_runner, hold) = support::server_stack::<SERVER_SOCKETS>(&wire, 1);
-    let pool = support::leak_pool::<SERVER_SOCKETS>(stack, hold, (4096, 4096), Config::new());
+    let (pool, server_runner) = server_pool::<SERVER_SOCKETS>(&wire, Config::new().listen);
     // The client's sockets have a 64-byte window.
     let (cstack, client_runner, chold) = support::client_stack::<CLIENT_SOCKETS>(&wire, 2);
     let client_pool = support::leak_pool::<CLIENT_SOCKETS>(cstack, chold, (64, 64), Config::new());
@@ -537,16 +527,8 @@ fn tight_budget_burst<F: Future<Output = ()> + 'static>(
 ) {
     let _clock = support::lock_clock();
     let wire = Wire::new();
-    let (stack, server_runner, hold) = support::server_stack::<TIGHT>(&wire, 1);
-    let pool = support::leak_pool::<TIGHT>(
-        stack,
-        hold,
-        (4096, 4096),
-        Config {
-            listen: ListenConfig::new(TIGHT as u8, TIGHT as u8),
-            ..Config::new()
-        },
-    );
+    let (pool, server_runner) =
+        server_pool::<TIGHT>(&wire, ListenConfig::new(TIGHT as u8, TIGHT as u8));
     let (cstack, client_runner, _) = support::client_stack::<CLIENT_SOCKETS>(&wire, 2);
     let mut tasks = vec![server_runner, client_runner];
     let server = Task::new(server(pool));
@@ -575,7 +557,7 @@ fn tight_budget_burst<F: Future<Output = ()> + 'static>(
     }
     // Not `pool.stats()` while waiting: it reclaims closed sockets itself.
     let r = results.clone();
-    run_in_turn_until(&mut tasks, 60_000, || all_received(&r));
+    run_until(&mut tasks, 60_000, || all_received(&r));
     for (i, g) in results.iter().enumerate() {
         assert_eq!(g.take(), Some(vec![b'a' + i as u8; 64]), "client {i}");
     }
